@@ -1,1 +1,1 @@
-"""lib."""
+"""Django-free helpers, each module named after what it does."""

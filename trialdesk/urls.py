@@ -1,0 +1,21 @@
+"""URL map: pages, the admin (data managers only), the API, language switching."""
+
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from trialdesk.api.v1 import api
+from trialdesk.web import admin as web_admin
+from trialdesk.web import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(template_name="web/login.html",
+                                                 redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", views.healthz, name="healthz"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", web_admin.site.urls),
+    path("api/v1/", api.urls),
+]
