@@ -30,7 +30,7 @@ def create_triggers(apps, schema_editor):
             f"no append-only triggers for database {schema_editor.connection.vendor!r}"
         )
     for sql in statements:
-        schema_editor.execute(sql)
+        schema_editor.execute(sql, params=None)
 
 
 def drop_triggers(apps, schema_editor):
