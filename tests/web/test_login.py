@@ -78,3 +78,22 @@ def test_responses_carry_security_headers(client, claire):
     assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Referrer-Policy"] == "same-origin"
+
+
+def test_a_user_creates_and_revokes_an_api_token_on_the_tokens_page(client, paul):
+    from trialdesk.accounts.models import ApiToken
+
+    _login(client, "paul")
+    page = client.post(reverse("api_tokens"), {"name": "analysis laptop"}).content.decode()
+    token = ApiToken.objects.get(user=paul)
+    assert 'data-testid="new-token"' in page and token.prefix in page
+    assert client.get("/api/v1/me", HTTP_AUTHORIZATION="Bearer x").status_code == 401
+    client.post(reverse("api_tokens"), {"revoke": token.pk})
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+
+
+def test_an_empty_token_name_is_refused_with_the_field_named(client, paul):
+    _login(client, "paul")
+    page = client.post(reverse("api_tokens"), {"name": "  "}).content.decode()
+    assert "name: a token needs a name" in page

@@ -25,3 +25,34 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
+
+
+@login_required
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    """The user's personal API tokens: create one (shown once) or revoke one."""
+    from django.utils.translation import gettext as _
+
+    from trialdesk.accounts.models import ApiToken
+    from trialdesk.accounts.services import AccountError, create_api_token, revoke_api_token
+
+    new_token = None
+    error = ""
+    if request.method == "POST":
+        if "revoke" in request.POST:
+            token = ApiToken.objects.filter(
+                user=request.user, pk=request.POST.get("revoke"), revoked_at__isnull=True
+            ).first()
+            if token is None:
+                error = _("No such token: %(id)s") % {"id": request.POST.get("revoke", "")}
+            else:
+                revoke_api_token(token, by=request.user)
+        else:
+            try:
+                _token, new_token = create_api_token(
+                    request.user, request.POST.get("name", ""), by=request.user
+                )
+            except AccountError as exc:
+                error = str(exc)
+    tokens = ApiToken.objects.filter(user=request.user)
+    return render(request, "web/api_tokens.html",
+                  {"tokens": tokens, "new_token": new_token, "error": error})
