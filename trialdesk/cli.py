@@ -19,6 +19,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("trialdesk.protocol.commands", "study"),
     ("trialdesk.accounts.commands", "user"),
     ("trialdesk.audit.commands", "audit"),
+    ("trialdesk.randomization.commands", "randomization"),
     ("trialdesk.analysis.commands", "simulate"),
 ]
 
