@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "trialdesk.audit",
     "trialdesk.protocol",
     "trialdesk.accounts",
+    "trialdesk.screening",
     "trialdesk.web",
 ]
 
