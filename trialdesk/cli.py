@@ -18,6 +18,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("trialdesk.web.commands", "manage"),
     ("trialdesk.protocol.commands", "study"),
     ("trialdesk.accounts.commands", "user"),
+    ("trialdesk.screening.commands", "screen"),
     ("trialdesk.audit.commands", "audit"),
     ("trialdesk.randomization.commands", "randomization"),
     ("trialdesk.analysis.commands", "simulate"),
