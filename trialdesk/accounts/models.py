@@ -107,3 +107,39 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user.username}/{self.name} ({self.prefix}…)"
+
+
+class AllocationGrant(models.Model):
+    """The right of one user to see the allocation of one subject, after emergency unblinding.
+
+    The subject is named by study, site and pseudonymous id (``TLS-003``) rather than by a foreign
+    key, so that accounts stays below the apps that hold subjects. Grants are never deleted;
+    ``revoked_at`` ends one. :func:`trialdesk.accounts.policy.may_see_subject_allocation` reads
+    them.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="allocation_grants")
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="+")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    subject_key = models.CharField(max_length=32, help_text="The subject's id, e.g. TLS-003.")
+    reason = models.TextField()
+    granted_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = _NoDeleteQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "study", "subject_key"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="allocation_grant_active_unique",
+            ),
+        ]
+        ordering = ["study", "subject_key", "granted_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user.username} may see the allocation of {self.subject_key}"
+
+    def delete(self, *args, **kwargs):  # type: ignore[override]
+        raise DeletionRefused("allocation grants are revoked, never deleted")

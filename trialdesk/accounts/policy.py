@@ -5,8 +5,10 @@ own. Every function takes the acting user first and is safe to call with an anon
 inactive user (the answer is then "no").
 
 Blinding: only the unblinded pharmacist (at their site), the unblinded statistician and the
-DSMB may see allocations. Identity (names, phone, e-mail) is for the site's investigator and
-coordinator only; never the sponsor, statisticians, DSMB or monitors through trialdesk.
+DSMB may see allocations; after an emergency unblinding, the investigator who asked may see
+that one subject's arm (:func:`may_see_subject_allocation`). Identity (names, phone, e-mail) is
+for the site's investigator and coordinator only; never the sponsor, statisticians, DSMB or
+monitors through trialdesk.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from django.db.models import QuerySet
 
 from trialdesk.protocol.models import Site, Study
 
-from .models import STUDY_ROLES, Membership, Role
+from .models import STUDY_ROLES, AllocationGrant, Membership, Role
 
 UNBLINDED_ROLES = frozenset({Role.PHARMACIST, Role.UNBLINDED_STATISTICIAN, Role.DSMB})
 IDENTITY_ROLES = frozenset({Role.INVESTIGATOR, Role.COORDINATOR})
@@ -73,6 +75,23 @@ def may_see_subject(user: Any, subject: Any) -> bool:
 def may_see_allocation(user: Any, study: Study, site: Site | None = None) -> bool:
     """May the user see treatment arms in ``study`` (at ``site`` for the pharmacist)?"""
     return bool(roles(user, study, site) & UNBLINDED_ROLES)
+
+
+def may_see_subject_allocation(user: Any, subject: Any) -> bool:
+    """May the user see the arm of this one subject (anything with ``study``, ``site``, ``subject_id``)?
+
+    Yes for the unblinded roles that may see the subject's site, and for a user who was granted
+    this subject's allocation by an emergency unblinding (an :class:`AllocationGrant`), as long
+    as they may still see the subject.
+    """
+    if not may_see_subject(user, subject):
+        return False
+    if may_see_allocation(user, subject.site.study, subject.site):
+        return True
+    return AllocationGrant.objects.filter(
+        user=user, study_id=subject.site.study_id, subject_key=subject.subject_id,
+        revoked_at__isnull=True,
+    ).exists()
 
 
 def may_see_identity(user: Any, site: Site) -> bool:
