@@ -78,7 +78,7 @@ def may_see_allocation(user: Any, study: Study, site: Site | None = None) -> boo
 
 
 def may_see_subject_allocation(user: Any, subject: Any) -> bool:
-    """May the user see the arm of this one subject (anything with ``study``, ``site``, ``subject_id``)?
+    """May the user see the arm of this one subject (anything with ``site`` and ``subject_id``)?
 
     Yes for the unblinded roles that may see the subject's site, and for a user who was granted
     this subject's allocation by an emergency unblinding (an :class:`AllocationGrant`), as long
