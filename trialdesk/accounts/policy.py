@@ -89,7 +89,9 @@ def may_see_subject_allocation(user: Any, subject: Any) -> bool:
     if may_see_allocation(user, subject.site.study, subject.site):
         return True
     return AllocationGrant.objects.filter(
-        user=user, study_id=subject.site.study_id, subject_key=subject.subject_id,
+        user=user,
+        study_id=subject.site.study_id,
+        subject_key=subject.subject_id,
         revoked_at__isnull=True,
     ).exists()
 
