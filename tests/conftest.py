@@ -42,8 +42,9 @@ def studies(db):
     """NS-DUPI and the observational cohort, loaded through the real loader."""
     from trialdesk.protocol.services import load_study_into_db
 
-    return {code: load_study_into_db(REPO / "studies" / code).study
-            for code in ("ns-dupi", "ns-cohort")}
+    return {
+        code: load_study_into_db(REPO / "studies" / code).study for code in ("ns-dupi", "ns-cohort")
+    }
 
 
 @pytest.fixture

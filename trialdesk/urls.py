@@ -11,11 +11,17 @@ from trialdesk.web import views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(template_name="web/login.html",
-                                                 redirect_authenticated_user=True), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="web/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/tokens/", views.api_tokens, name="api_tokens"),
     path("healthz", views.healthz, name="healthz"),
+    path("studies/<slug:study>/", include("trialdesk.web.urls_screening")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", web_admin.site.urls),
     path("api/v1/", api.urls),

@@ -27,7 +27,9 @@ def test_a_coordinator_at_paris_sees_nothing_of_toulouse(paul, ns_dupi):
 def test_study_wide_roles_see_every_site(diane, simon, ns_dupi):
     for user in (diane, simon):
         assert set(policy.visible_sites(user, ns_dupi).values_list("code", flat=True)) == {
-            "TLS", "NCK"}
+            "TLS",
+            "NCK",
+        }
 
 
 @pytest.mark.parametrize("persona", ["claire", "paul", "ines", "manon", "simon", "diane", "sophie"])

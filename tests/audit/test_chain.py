@@ -15,8 +15,15 @@ pytestmark = pytest.mark.django_db
 def _events(n):
     for i in range(n):
         with transaction.atomic():
-            record("test.event", entity_type="thing", entity_id=i, study="ns-dupi", site="TLS",
-                   changes={"value": [i, i + 1]}, reason=f"reason {i}")
+            record(
+                "test.event",
+                entity_type="thing",
+                entity_id=i,
+                study="ns-dupi",
+                site="TLS",
+                changes={"value": [i, i + 1]},
+                reason=f"reason {i}",
+            )
 
 
 def test_it_chains_each_event_to_the_one_before():
@@ -64,10 +71,14 @@ def _tamper(event_id, reason):
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             cursor.execute("DROP TRIGGER audit_event_no_update")  # rolled back with the test
-            cursor.execute("UPDATE audit_auditevent SET reason = %s WHERE id = %s", [reason, event_id])
+            cursor.execute(
+                "UPDATE audit_auditevent SET reason = %s WHERE id = %s", [reason, event_id]
+            )
         else:
             cursor.execute("SET session_replication_role = replica")  # superuser: triggers off
-            cursor.execute("UPDATE audit_auditevent SET reason = %s WHERE id = %s", [reason, event_id])
+            cursor.execute(
+                "UPDATE audit_auditevent SET reason = %s WHERE id = %s", [reason, event_id]
+            )
             cursor.execute("SET session_replication_role = origin")
 
 
@@ -95,8 +106,15 @@ def test_audit_verify_command_exits_1_on_a_broken_chain():
 def test_a_second_event_cannot_follow_the_same_predecessor():
     _events(1)
     last = AuditEvent.objects.last()
-    clone = AuditEvent(id=last.id + 100, at=last.at, action="fork", changes="{}",
-                       app_version="x", prev_hash=last.prev_hash, hash="f" * 64)
+    clone = AuditEvent(
+        id=last.id + 100,
+        at=last.at,
+        action="fork",
+        changes="{}",
+        app_version="x",
+        prev_hash=last.prev_hash,
+        hash="f" * 64,
+    )
     with pytest.raises(IntegrityError), transaction.atomic():
         clone.save(force_insert=True)
 

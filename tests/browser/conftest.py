@@ -33,9 +33,13 @@ def live_url(tmp_path_factory):
     cli = [sys.executable, "-m", "trialdesk.cli"]
     subprocess.run([*cli, "setup"], env=env, cwd=REPO, check=True, capture_output=True, timeout=300)
     port = _free_port()
-    server = subprocess.Popen([*cli, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-                              env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [*cli, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:

@@ -40,11 +40,18 @@ def create_user(
             raise AccountError(f"password: {' '.join(exc.messages)}") from exc
     with transaction.atomic():
         user = User.objects.create_user(
-            username=username, password=password, email=email,
-            first_name=first_name, last_name=last_name,
+            username=username,
+            password=password,
+            email=email,
+            first_name=first_name,
+            last_name=last_name,
         )
-        record("user.create", user=by, entity=user,
-               changes={"username": [None, username], "email": [None, email]})
+        record(
+            "user.create",
+            user=by,
+            entity=user,
+            changes={"username": [None, username], "email": [None, email]},
+        )
     return user
 
 
@@ -55,11 +62,18 @@ def set_active(user: User, active: bool, *, by: User | None, reason: str) -> Non
         old = user.is_active
         User.objects.filter(pk=user.pk).update(is_active=active)
         user.is_active = active
-        record("user.deactivate" if not active else "user.activate", user=by, entity=user,
-               changes={"is_active": [old, active]}, reason=reason)
+        record(
+            "user.deactivate" if not active else "user.activate",
+            user=by,
+            entity=user,
+            changes={"is_active": [old, active]},
+            reason=reason,
+        )
 
 
-def set_password(user: User, password: str, *, by: User | None, check_password: bool = True) -> None:
+def set_password(
+    user: User, password: str, *, by: User | None, check_password: bool = True
+) -> None:
     if check_password:
         try:
             validate_password(password, user)
@@ -88,9 +102,14 @@ def grant_role(
         if existing:
             return existing
         membership = Membership.objects.create(user=user, study=study, site=site, role=role)
-        record("role.grant", user=by, entity=membership, study=study.code,
-               site=site.code if site else "",
-               changes={"user": user.username, "role": [None, role.value]})
+        record(
+            "role.grant",
+            user=by,
+            entity=membership,
+            study=study.code,
+            site=site.code if site else "",
+            changes={"user": user.username, "role": [None, role.value]},
+        )
     return membership
 
 
@@ -99,13 +118,18 @@ def revoke_role(membership: Membership, *, by: User | None, reason: str) -> None
         raise AccountError("reason: a reason is required to revoke a role")
     with transaction.atomic():
         Membership.objects.filter(pk=membership.pk).update(revoked_at=timezone.now())
-        record("role.revoke", user=by, entity=membership, study=membership.study.code,
-               site=membership.site.code if membership.site_id else "",
-               changes={"user": membership.user.username, "role": [membership.role, None]},
-               reason=reason)
+        record(
+            "role.revoke",
+            user=by,
+            entity=membership,
+            study=membership.study.code,
+            site=membership.site.code if membership.site_id else "",
+            changes={"user": membership.user.username, "role": [membership.role, None]},
+            reason=reason,
+        )
 
 
-TOKEN_PREFIX = "td_"
+TOKEN_PREFIX = "td_"  # noqa: S105 - a public marker, not a secret
 
 
 def create_api_token(user: User, name: str, *, by: User | None) -> tuple[ApiToken, str]:
@@ -117,8 +141,12 @@ def create_api_token(user: User, name: str, *, by: User | None) -> tuple[ApiToke
         token = ApiToken.objects.create(
             user=user, name=name.strip(), prefix=plain[:10], key_hash=sha256_hex(plain)
         )
-        record("token.create", user=by or user, entity=token,
-               changes={"owner": user.username, "name": token.name, "prefix": token.prefix})
+        record(
+            "token.create",
+            user=by or user,
+            entity=token,
+            changes={"owner": user.username, "name": token.name, "prefix": token.prefix},
+        )
     return token, plain
 
 
@@ -143,8 +171,16 @@ def user_for_token(plain: str) -> User | None:
     return token.user
 
 
-def audit_login_event(action: str, *, user: Any = None, username: str = "", details: dict | None = None) -> None:
+def audit_login_event(
+    action: str, *, user: Any = None, username: str = "", details: dict | None = None
+) -> None:
     """Record a login, failed login or lockout in its own transaction."""
     with transaction.atomic():
-        record(action, user=user, username=username, entity_type="accounts.user",
-               entity_id=getattr(user, "pk", "") or "", changes=details or {})
+        record(
+            action,
+            user=user,
+            username=username,
+            entity_type="accounts.user",
+            entity_id=getattr(user, "pk", "") or "",
+            changes=details or {},
+        )

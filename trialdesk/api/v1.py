@@ -10,6 +10,7 @@ from ninja.security import HttpBearer, django_auth
 
 from trialdesk.accounts import policy
 from trialdesk.accounts.services import user_for_token
+from trialdesk.screening.api import router as screening_router
 
 
 class TokenAuth(HttpBearer):
@@ -28,6 +29,7 @@ api = NinjaAPI(
     auth=[TokenAuth(), django_auth],
     urls_namespace="api-v1",
 )
+api.add_router("/studies/{study}/screening", screening_router)
 
 
 class SiteOut(Schema):

@@ -118,22 +118,38 @@ def verify(chunk_size: int = 2000) -> Verdict:
         for event in AuditEvent.objects.order_by("id").iterator(chunk_size=chunk_size):
             count += 1
             if event.id != count:
-                return Verdict(False, count, expected_prev, event.id,
-                               f"sequence gap: expected #{count}")
+                return Verdict(
+                    False, count, expected_prev, event.id, f"sequence gap: expected #{count}"
+                )
             if event.prev_hash != expected_prev:
-                return Verdict(False, count, expected_prev, event.id,
-                               "previous-hash link does not match the event before it")
+                return Verdict(
+                    False,
+                    count,
+                    expected_prev,
+                    event.id,
+                    "previous-hash link does not match the event before it",
+                )
             try:
                 recomputed = chain_hash(event.prev_hash, event_body(event))
             except (ValueError, TypeError) as exc:
                 return Verdict(False, count, expected_prev, event.id, f"unreadable: {exc}")
             if recomputed != event.hash:
-                return Verdict(False, count, expected_prev, event.id,
-                               "content does not match its hash (the row was altered)")
+                return Verdict(
+                    False,
+                    count,
+                    expected_prev,
+                    event.id,
+                    "content does not match its hash (the row was altered)",
+                )
             expected_prev = event.hash
         head = AuditHead.objects.filter(pk=1).first()
     if head is not None and (head.last_hash != expected_prev or head.count != count):
-        return Verdict(False, count, expected_prev, count + 1,
-                       f"chain head says {head.count} events ending {head.last_hash[:12]}: "
-                       "events are missing at the end")
+        return Verdict(
+            False,
+            count,
+            expected_prev,
+            count + 1,
+            f"chain head says {head.count} events ending {head.last_hash[:12]}: "
+            "events are missing at the end",
+        )
     return Verdict(True, count, expected_prev)

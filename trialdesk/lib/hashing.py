@@ -18,7 +18,9 @@ from typing import Any
 def _default(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} cannot be hashed; use an aware UTC datetime")
+            raise ValueError(
+                f"naive datetime {value!r} cannot be hashed; use an aware UTC datetime"
+            )
         return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
     if isinstance(value, dt.date):
         return value.isoformat()

@@ -17,7 +17,9 @@ class StudyKind(models.TextChoices):
 
 
 class Study(models.Model):
-    code = models.SlugField(max_length=64, unique=True, help_text="The study file's id, e.g. ns-dupi.")
+    code = models.SlugField(
+        max_length=64, unique=True, help_text="The study file's id, e.g. ns-dupi."
+    )
     title = models.CharField(max_length=300)
     kind = models.CharField(max_length=16, choices=StudyKind.choices)
     current_version = models.ForeignKey(

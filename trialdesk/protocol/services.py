@@ -66,8 +66,11 @@ def load_study_into_db(id_or_path: str | Path, *, by: Any = None) -> LoadResult:
                 )
             return LoadResult(study, existing, created=False)
         version = StudyVersion.objects.create(
-            study=study, version=definition.version, sha256=definition.sha256,
-            source_path=str(path), source=_source_files(path),
+            study=study,
+            version=definition.version,
+            sha256=definition.sha256,
+            source_path=str(path),
+            source=_source_files(path),
             loaded_by=by if getattr(by, "pk", None) else None,
         )
         previous = study.current_version.version if study.current_version_id else None
@@ -77,10 +80,19 @@ def load_study_into_db(id_or_path: str | Path, *, by: Any = None) -> LoadResult:
         study.refresh_from_db()
         for site in definition.sites:
             Site.objects.update_or_create(
-                study=study, code=site.code,
+                study=study,
+                code=site.code,
                 defaults={"name": site.name, "city": getattr(site, "city", "") or ""},
             )
-        record("study.load", user=by, entity=version, study=study.code,
-               changes={"version": [previous, definition.version], "sha256": definition.sha256,
-                        "sites": [s.code for s in definition.sites]})
+        record(
+            "study.load",
+            user=by,
+            entity=version,
+            study=study.code,
+            changes={
+                "version": [previous, definition.version],
+                "sha256": definition.sha256,
+                "sites": [s.code for s in definition.sites],
+            },
+        )
     return LoadResult(study, version, created=True)

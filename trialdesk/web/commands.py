@@ -11,10 +11,18 @@ import click
 
 
 @click.command()
-@click.option("--demo-users/--no-demo-users", default=True, show_default=True,
-              help="Create one demo user per role (credentials printed once).")
-@click.option("--demo-password", envvar="TRIALDESK_DEMO_PASSWORD", default=None,
-              help="Use this password for new demo users instead of random ones.")
+@click.option(
+    "--demo-users/--no-demo-users",
+    default=True,
+    show_default=True,
+    help="Create one demo user per role (credentials printed once).",
+)
+@click.option(
+    "--demo-password",
+    envvar="TRIALDESK_DEMO_PASSWORD",
+    default=None,
+    help="Use this password for new demo users instead of random ones.",
+)
 def setup(demo_users: bool, demo_password: str | None) -> None:
     """Prepare this installation: database, translations, static files, studies, sites, users."""
     from django.conf import settings
@@ -81,13 +89,30 @@ def serve(bind: str, workers: int, threads: int) -> None:
     if _is_loopback(bind) and "TRIALDESK_HTTPS" not in env:
         env["TRIALDESK_HTTPS"] = "0"
     click.echo(f"trialdesk serving on http://{bind}/ (gunicorn, {workers} workers)", err=True)
-    args = [sys.executable, "-m", "gunicorn", "trialdesk.wsgi:application", "--bind", bind,
-            "--workers", str(workers), "--threads", str(threads), "--access-logfile", "-"]
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "trialdesk.wsgi:application",
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--access-logfile",
+        "-",
+    ]
     os.execve(sys.executable, args, env)  # noqa: S606 - replaces this process by gunicorn
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                 "help_option_names": []})
+@click.command(
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": [],
+    }
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def manage(args: tuple[str, ...]) -> None:
     """Run a Django management command (``trialdesk manage check --deploy``)."""

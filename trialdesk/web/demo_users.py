@@ -47,8 +47,13 @@ def create_demo_users(password: str | None = None) -> list[tuple[str, str, str]]
         user = User.objects.filter(username=demo.username).first()
         if user is None:
             pw = password or secrets.token_urlsafe(12)
-            user = create_user(demo.username, pw, first_name=demo.first_name,
-                               last_name=demo.last_name, check_password=password is None)
+            user = create_user(
+                demo.username,
+                pw,
+                first_name=demo.first_name,
+                last_name=demo.last_name,
+                check_password=password is None,
+            )
             created.append((demo.username, pw, demo.role.label))
         for study in studies:
             for code in [demo.site, *EXTRA_SITES.get(demo.username, [])] if demo.site else [None]:

@@ -1,4 +1,4 @@
-"""Compiling the French translations (``.po`` → ``.mo``) with Babel, so no system gettext is needed."""
+"""Compiling the French translations (``.po`` → ``.mo``) with Babel: no system gettext needed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from babel.messages.pofile import read_po
 
 
 def compile_catalogs(locale_dirs: list[Path]) -> list[Path]:
-    """Compile every ``LC_MESSAGES/*.po`` below ``locale_dirs``; return the ``.mo`` files written."""
+    """Compile every ``LC_MESSAGES/*.po`` below ``locale_dirs``; return the ``.mo`` files."""
     written = []
     for root in locale_dirs:
         for po_path in sorted(Path(root).glob("*/LC_MESSAGES/*.po")):

@@ -15,11 +15,13 @@ def home(request: HttpRequest) -> HttpResponse:
     rows = []
     for study in policy.studies(request.user):
         ms = policy.memberships(request.user, study)
-        rows.append({
-            "study": study,
-            "sites": list(policy.visible_sites(request.user, study)),
-            "roles": sorted({m.get_role_display() for m in ms}, key=str),
-        })
+        rows.append(
+            {
+                "study": study,
+                "sites": list(policy.visible_sites(request.user, study)),
+                "roles": sorted({m.get_role_display() for m in ms}, key=str),
+            }
+        )
     return render(request, "web/home.html", {"rows": rows})
 
 
@@ -54,5 +56,6 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
             except AccountError as exc:
                 error = str(exc)
     tokens = ApiToken.objects.filter(user=request.user)
-    return render(request, "web/api_tokens.html",
-                  {"tokens": tokens, "new_token": new_token, "error": error})
+    return render(
+        request, "web/api_tokens.html", {"tokens": tokens, "new_token": new_token, "error": error}
+    )
