@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from trialdesk.protocol import load_study
 from trialdesk.protocol.models import Study, StudyVersion
 from trialdesk.protocol.schema import Study as StudyDefinition
 
@@ -37,8 +38,6 @@ def version_definition(version: StudyVersion) -> StudyDefinition:
         cached = _loaded.get(key)
     if cached is not None:
         return cached
-    from trialdesk.protocol import load_study
-
     definition = load_study(version.source_path)
     if definition.sha256 != version.sha256:
         raise StudyDefinitionUnavailable(

@@ -36,7 +36,7 @@ from enum import StrEnum
 from typing import Any
 
 from trialdesk.protocol.errors import ItemValueError
-from trialdesk.protocol.expressions import NEVER, UNKNOWN
+from trialdesk.protocol.expressions import NEVER, UNKNOWN, age_years
 from trialdesk.protocol.schema import Criterion, Item
 from trialdesk.protocol.schema import Study as StudyDefinition
 
@@ -48,6 +48,8 @@ __all__ = [
     "Status",
     "data_to_json",
     "evaluate",
+    "display_value",
+    "parse_item_value",
     "parse_screening_data",
     "screening_items",
 ]
@@ -226,7 +228,8 @@ def parse_screening_data(
     ------
     InvalidScreeningData
         The first problem found: an unknown key, a computed item given, a wrong type, a
-        malformed date, a value outside the item's range or code list.
+        malformed date, a value outside the item's range or code list, or values that a hard
+        edit check of the screening form refuses (a birth date after the screening date…).
     """
     if not isinstance(raw, Mapping):
         raise InvalidScreeningData("(input)", raw, "is not an object of screening items")
@@ -244,15 +247,51 @@ def parse_screening_data(
             if value is not None:
                 raise InvalidScreeningData(code, value, "is given for a computed item")
             continue
-        values[code] = _parse_item(definition, item, value, strict=strict)
+        values[code] = parse_item_value(definition, item, value, strict=strict)
     for code, item in items.items():
         if item.computed is not None:
             computed = item.computed.evaluate(values)
             values[code] = None if computed is UNKNOWN else computed
+    _apply_hard_checks(definition, values)
     return values
 
 
-def _parse_item(definition: StudyDefinition, item: Item, value: Any, *, strict: bool) -> Any:
+def _apply_hard_checks(definition: StudyDefinition, values: dict[str, Any]) -> None:
+    """Refuse values that a hard edit check of the screening form fires on.
+
+    The offending key is the check's ``item``; a check without one names the keys whose
+    removal stops it firing (the last in form order, the others in the message).
+    """
+    form = definition.screening
+    order = list(screening_items(definition))
+    for check in definition.checks_of(form.code) if form is not None else []:
+        if check.severity != "hard" or check.expression.evaluate(values) is not True:
+            continue
+        if check.item is not None:
+            culprits = [check.item]
+        else:
+            named = [name for name in order if name in check.expression.names]
+            culprits = [
+                name
+                for name in named
+                if values.get(name) is not None
+                and check.expression.evaluate({**values, name: None}) is not True
+            ] or [name for name in named if values.get(name) is not None]
+        key, others = culprits[-1], culprits[:-1]
+        shown = "".join(f"; {name} = {_json_value(values[name])!r}" for name in others)
+        raise InvalidScreeningData(
+            key, _json_value(values[key]), f"is refused: {check.message.en} ({check.id}{shown})"
+        )
+
+
+def parse_item_value(definition: StudyDefinition, item: Item, value: Any, *, strict: bool) -> Any:
+    """The typed value of one screening item (see :func:`parse_screening_data`).
+
+    Raises
+    ------
+    InvalidScreeningData
+        Naming the item code and the value.
+    """
     if value is None:
         return None
     if strict:
@@ -265,6 +304,16 @@ def _parse_item(definition: StudyDefinition, item: Item, value: Any, *, strict: 
         return item.parse(value, codes)
     except ItemValueError as error:
         raise InvalidScreeningData(item.code, value, error.reason) from None
+
+
+def display_value(definition: StudyDefinition, code: str, value: Any, language: str) -> str:
+    """A screening value as a coordinator reads it: yes/no, a code's label, a unit, "never".
+
+    ``value`` may be typed (from :func:`parse_screening_data`) or its JSON form.
+    """
+    if value is None:
+        return "–"
+    return _Describer(definition).value(code, value, "fr" if language.startswith("fr") else "en")
 
 
 def data_to_json(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -330,7 +379,6 @@ def _evaluate_criterion(
             criterion,
             result,
             applies=applies,
-            names=ordered,
             missing=missing,
             values=values,
             language=language,
@@ -359,29 +407,36 @@ def _as_result(value: Any) -> Result:
     return Result.MET if value else Result.NOT_MET
 
 
+#: The date every washout and the age are computed from.
+REFERENCE_DATE = "screening_date"
+
 _WORDS = {
     "en": {
-        ("inclusion", Result.MET): "Met",
-        ("inclusion", Result.NOT_MET): "Not met",
-        ("exclusion", Result.MET): "Met (not excluded)",
-        ("exclusion", Result.NOT_MET): "Not met (excluded)",
-        "unknown": "Unknown",
-        "not_applicable": "Met (does not apply to this subject)",
-        "missing": "missing",
-        "incomplete": "the data given are incomplete",
+        ("inclusion", Result.MET): "Met: {text}.",
+        ("inclusion", Result.NOT_MET): "Not met: {text} — {details}.",
+        ("exclusion", Result.MET): "Met: not excluded by “{text}”.",
+        ("exclusion", Result.NOT_MET): "Not met: excluded by “{text}” — {details}.",
+        "unknown": "Unknown: {text} — missing data: {details}.",
+        "unknown_other": "Unknown: {text} — the data given are incomplete.",
+        "not_applicable": "Met: does not apply to this subject ({details}) — {text}.",
+        "age": "age {n} on the screening date",
+        "before": "{n} days before the screening date",
+        "after": "{n} days after the screening date",
         True: "yes",
         False: "no",
         "never": "never",
     },
     "fr": {
-        ("inclusion", Result.MET): "Rempli",
-        ("inclusion", Result.NOT_MET): "Non rempli",
-        ("exclusion", Result.MET): "Rempli (non exclu)",
-        ("exclusion", Result.NOT_MET): "Non rempli (exclu)",
-        "unknown": "Inconnu",
-        "not_applicable": "Rempli (sans objet pour ce sujet)",
-        "missing": "manquant",
-        "incomplete": "les données saisies sont incomplètes",
+        ("inclusion", Result.MET): "Rempli : {text}.",
+        ("inclusion", Result.NOT_MET): "Non rempli : {text} — {details}.",
+        ("exclusion", Result.MET): "Rempli : non exclu par « {text} ».",
+        ("exclusion", Result.NOT_MET): "Non rempli : exclu par « {text} » — {details}.",
+        "unknown": "Inconnu : {text} — données manquantes : {details}.",
+        "unknown_other": "Inconnu : {text} — les données saisies sont incomplètes.",
+        "not_applicable": "Rempli : ne s'applique pas à ce sujet ({details}) — {text}.",
+        "age": "{n} ans à la date de sélection",
+        "before": "{n} jours avant la date de sélection",
+        "after": "{n} jours après la date de sélection",
         True: "oui",
         False: "non",
         "never": "jamais",
@@ -404,7 +459,7 @@ class _Describer:
     def value(self, code: str, value: Any, language: str) -> str:
         words = _WORDS[language]
         item = self.items.get(code)
-        if value is NEVER:
+        if value is NEVER or (item is not None and item.data_type == "date" and value == "never"):
             return words["never"]
         if isinstance(value, bool):
             return words[value]
@@ -417,33 +472,54 @@ class _Describer:
         unit = f" {item.unit}" if item is not None and item.unit else ""
         return f"{value}{unit}"
 
+    def details(
+        self, names: list[str], functions: frozenset[str], values: Mapping[str, Any], language: str
+    ) -> str:
+        """``label = value`` for each known value, with ages and delays from the screening date."""
+        words = _WORDS[language]
+        reference = values.get(REFERENCE_DATE)
+        shown = []
+        for code in names:
+            value = values.get(code)
+            if value is None:
+                continue
+            text = f"{self.label(code, language)} = {self.value(code, value, language)}"
+            if (
+                code != REFERENCE_DATE
+                and isinstance(value, dt.date)
+                and isinstance(reference, dt.date)
+                and REFERENCE_DATE in names
+            ):
+                if "age_years" in functions:
+                    text += f" ({words['age'].format(n=age_years(value, reference))})"
+                elif functions & {"weeks_since", "days_between"}:
+                    days = (reference - value).days
+                    key = "before" if days >= 0 else "after"
+                    text += f" ({words[key].format(n=abs(days))})"
+            shown.append(text)
+        return "; ".join(shown)
+
     def message(
         self,
         criterion: Criterion,
         result: Result,
         *,
         applies: Any,
-        names: list[str],
         missing: tuple[str, ...],
         values: Mapping[str, Any],
         language: str,
     ) -> str:
         words = _WORDS[language]
         text = criterion.text.get(language).rstrip(".")
-        colon = " :" if language == "fr" else ":"
         if applies is False:
-            return f"{words['not_applicable']}{colon} {text}."
+            names = [n for n in self.order if n in criterion.applies_when.names]  # type: ignore[union-attr]
+            details = self.details(names, frozenset(), values, language)
+            return words["not_applicable"].format(text=text, details=details)
         if result == Result.UNKNOWN:
+            if not missing:
+                return words["unknown_other"].format(text=text)
             labels = "; ".join(self.label(code, language) for code in missing)
-            if not labels:
-                return f"{words['unknown']}{colon} {text} — {words['incomplete']}."
-            return f"{words['unknown']}{colon} {text} — {words['missing']}{colon} {labels}."
-        head = f"{words[(criterion.kind, result)]}{colon} {text}"
-        if result == Result.MET:
-            return f"{head}."
-        shown = [
-            f"{self.label(code, language)} = {self.value(code, values[code], language)}"
-            for code in names
-            if values.get(code) is not None
-        ]
-        return f"{head} ({'; '.join(shown)})." if shown else f"{head}."
+            return words["unknown"].format(text=text, details=labels)
+        names = [n for n in self.order if n in criterion.condition.names]
+        details = self.details(names, criterion.condition.functions, values, language)
+        return words[(criterion.kind, result)].format(text=text, details=details)

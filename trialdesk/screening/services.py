@@ -15,11 +15,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from trialdesk.accounts import policy
+from trialdesk.accounts.models import Membership
 from trialdesk.audit.services import record
 from trialdesk.protocol.models import Site, Study
 
@@ -107,6 +112,41 @@ def screening_log(user: Any, study: Study, site: Site | None = None) -> QuerySet
     return entries.filter(site=site) if site is not None else entries
 
 
+def find_study(user: Any, code: str) -> Study | None:
+    """The study ``code`` if the user holds a role in it, else ``None``."""
+    return policy.studies(user).filter(code=code).select_related("current_version").first()
+
+
+def find_subject(user: Any, study: Study, subject_id: str) -> Subject | None:
+    """The subject ``subject_id`` of the study if the user may see its site, else ``None``.
+
+    A subject at another site and a subject that does not exist look the same (``None``), so
+    that a page or an API answer never reveals that an id exists elsewhere.
+    """
+    return visible_subjects(user, study).filter(subject_id=subject_id).first()
+
+
+def visible_site(user: Any, study: Study, code: str) -> Site | None:
+    """The site ``code`` of the study if the user may see it, else ``None``."""
+    return policy.visible_sites(user, study).filter(code=code).first()
+
+
+def data_entry_sites(user: Any, study: Study) -> list[Site]:
+    """The sites of the study where the user may screen people and record consent."""
+    return [site for site in policy.visible_sites(user, study) if policy.may_enter_data(user, site)]
+
+
+def consent_takers(site: Site) -> list[Any]:
+    """Users who may obtain consent at a site (its investigators and coordinators)."""
+    ids = Membership.objects.filter(
+        site=site,
+        revoked_at__isnull=True,
+        role__in=sorted(policy.DATA_ENTRY_ROLES),
+        user__is_active=True,
+    ).values_list("user_id", flat=True)
+    return list(get_user_model().objects.filter(pk__in=ids).order_by("last_name", "username"))
+
+
 def identity_for(user: Any, subject: Subject) -> IdentityRecord | None:
     """The subject's identity record if the policy lets ``user`` see it, else ``None``."""
     if not policy.may_see_identity(user, subject.site):
@@ -161,7 +201,7 @@ def screen(
     values = _validated(definition, data)
     if values.get("screening_date") is None:
         raise ScreeningError("screening_date", "is required to open a screening-log entry")
-    identity_fields = _clean_identity(identity) if identity is not None else None
+    identity_fields = clean_identity(identity) if identity is not None else None
     evaluation = eligibility.evaluate(definition, values)
     with transaction.atomic():
         Site.objects.select_for_update().get(pk=site.pk)
@@ -299,7 +339,7 @@ def update_identity(subject: Subject, identity: Mapping[str, str], *, by: Any) -
             "identity",
             "only the site's investigator and coordinator may edit a participant's identity",
         )
-    fields = _clean_identity(identity)
+    fields = clean_identity(identity)
     with transaction.atomic():
         return _save_identity(subject, fields, by=by)
 
@@ -321,8 +361,6 @@ def create_consent_document(
     by: Any,
 ) -> ConsentDocument:
     """Register a version of the study's information and consent form in one language."""
-    from django.conf import settings
-
     languages = [code for code, _name in settings.LANGUAGES]
     if language not in languages:
         raise ScreeningError("language", f"{language!r} is not one of {', '.join(languages)}")
@@ -582,28 +620,35 @@ def _assess(
     return assessment
 
 
-def _clean_identity(identity: Mapping[str, str]) -> dict[str, str]:
-    unknown = sorted(set(identity) - set(IDENTITY_FIELDS))
-    if unknown:
-        raise ScreeningError(unknown[0], f"is not an identity field ({', '.join(IDENTITY_FIELDS)})")
+def identity_problems(identity: Mapping[str, str]) -> dict[str, str]:
+    """Every problem of an identity, by field (empty when it is fine)."""
+    problems = {
+        name: f"{name}: is not an identity field ({', '.join(IDENTITY_FIELDS)})"
+        for name in sorted(set(identity) - set(IDENTITY_FIELDS))
+    }
     fields = {name: str(identity.get(name) or "").strip() for name in IDENTITY_FIELDS}
     for name in ("first_name", "last_name"):
         if not fields[name]:
-            raise ScreeningError(name, "is required")
-        if len(fields[name]) > 100:
-            raise ScreeningError(name, f"{fields[name][:20]!r}… is longer than 100 characters")
+            problems[name] = f"{name}: is required"
+        elif len(fields[name]) > 100:
+            problems[name] = f"{name}: {fields[name][:20]!r}… is longer than 100 characters"
     if len(fields["phone"]) > 40:
-        raise ScreeningError("phone", f"{fields['phone']!r} is longer than 40 characters")
-    email = fields["email"]
-    if email:
-        from django.core.exceptions import ValidationError
-        from django.core.validators import validate_email
-
+        problems["phone"] = f"phone: {fields['phone']!r} is longer than 40 characters"
+    if fields["email"]:
         try:
-            validate_email(email)
+            validate_email(fields["email"])
         except ValidationError:
-            raise ScreeningError("email", f"{email!r} is not an e-mail address") from None
-    return fields
+            problems["email"] = f"email: {fields['email']!r} is not an e-mail address"
+    return problems
+
+
+def clean_identity(identity: Mapping[str, str]) -> dict[str, str]:
+    """The identity fields stripped and checked; :class:`ScreeningError` names a bad one."""
+    problems = identity_problems(identity)
+    if problems:
+        name, message = next(iter(problems.items()))
+        raise ScreeningError(name, message.split(": ", 1)[1])
+    return {name: str(identity.get(name) or "").strip() for name in IDENTITY_FIELDS}
 
 
 def _save_identity(subject: Subject, fields: Mapping[str, str], *, by: Any) -> IdentityRecord:
