@@ -36,7 +36,7 @@ Z = 5.0
 
 def _ns_dupi(seed: int, per_stratum: int = PER_STRATUM) -> Generated:
     return generate(
-        NS_DUPI, seed=seed, per_stratum=per_stratum, units_per_subject=UNITS, reserve=RESERVE
+        NS_DUPI, seed=seed, per_stratum=per_stratum, kits_per_subject=UNITS, reserve=RESERVE
     )
 
 
@@ -270,8 +270,9 @@ def test_the_same_seed_gives_byte_identical_files():
     assert list_csv(first) == list_csv(second)
     assert kits_csv(first) == kits_csv(second)
     hashes = {"randomization.csv": "0" * 64}
-    assert meta_json(first, study="ns-dupi", file_hashes=hashes) == meta_json(
-        second, study="ns-dupi", file_hashes=hashes
+    provenance = {"version": "1.0", "sha256": "ab" * 32}
+    assert meta_json(first, study="ns-dupi", study_file=provenance, file_hashes=hashes) == (
+        meta_json(second, study="ns-dupi", study_file=provenance, file_hashes=hashes)
     )
 
 
@@ -311,7 +312,7 @@ def test_other_ratios_and_block_sizes_hold_their_ratio():
     design = ListDesign.of(
         arms=[("A", 1), ("B", 1), ("C", 2)], block_sizes=[4, 8], strata=["S1", "S2", "S3"]
     )
-    generated = generate(design, seed=11, per_stratum=20, units_per_subject=1, reserve=0)
+    generated = generate(design, seed=11, per_stratum=20, kits_per_subject=1, reserve=0)
     for code in design.strata:
         arms = Counter(row.arm for row in generated.rows if row.stratum == code)
         assert arms["C"] == arms["A"] + arms["B"] and arms["A"] == arms["B"]
@@ -357,24 +358,24 @@ def test_a_bad_design_is_refused_naming_the_value(kwargs, message):
         ({"seed": -1}, "seed=-1 is not an integer >= 0"),
         ({"seed": 1.5}, "seed=1.5 is not an integer >= 0"),
         ({"per_stratum": 0}, "per_stratum=0 is not an integer >= 1"),
-        ({"units_per_subject": True}, "units_per_subject=True is not an integer >= 1"),
+        ({"kits_per_subject": True}, "kits_per_subject=True is not an integer >= 1"),
         ({"reserve": -1}, "reserve=-1 is not an integer >= 0"),
     ],
 )
 def test_bad_generation_parameters_are_refused_naming_the_value(kwargs, message):
-    params = {"seed": 1, "per_stratum": 12, "units_per_subject": UNITS, "reserve": 0} | kwargs
+    params = {"seed": 1, "per_stratum": 12, "kits_per_subject": UNITS, "reserve": 0} | kwargs
     with pytest.raises(DesignError) as caught:
         generate(NS_DUPI, **params)
     assert caught.value.problems == (message,)
 
 
 def test_seed_zero_and_no_reserve_are_allowed():
-    generated = generate(NS_DUPI, seed=0, per_stratum=3, units_per_subject=UNITS, reserve=0)
+    generated = generate(NS_DUPI, seed=0, per_stratum=3, kits_per_subject=UNITS, reserve=0)
     assert len(generated.kits) == UNITS * len(generated.rows)
 
 
 def test_the_list_is_independent_of_the_kit_parameters():
     # the kits are drawn after the list, so changing them leaves the list untouched
-    small = generate(NS_DUPI, seed=5, per_stratum=12, units_per_subject=1, reserve=0)
-    large = generate(NS_DUPI, seed=5, per_stratum=12, units_per_subject=9, reserve=50)
+    small = generate(NS_DUPI, seed=5, per_stratum=12, kits_per_subject=1, reserve=0)
+    large = generate(NS_DUPI, seed=5, per_stratum=12, kits_per_subject=9, reserve=50)
     assert small.rows == large.rows

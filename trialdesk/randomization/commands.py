@@ -1,18 +1,21 @@
 """``trialdesk randomization``: generate the randomization list and the kit list of a study.
 
-The design (arms and ratio, block sizes, strata = site codes, units of drug per dosing visit)
-comes from the study file; the algorithm is :mod:`trialdesk.randomization.lists`.
+The design (arms and ratio, block sizes, strata = site codes, units of drug per dosing visit and
+per kit, kit reserve) comes from the study file; the algorithm is
+:mod:`trialdesk.randomization.lists`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from trialdesk.protocol.errors import ProtocolError
+from trialdesk.protocol import ProtocolError, load_study, resolve_study_path
 from trialdesk.randomization.lists import (
     DesignError,
     ListDesign,
@@ -25,52 +28,89 @@ from trialdesk.randomization.lists import (
 LIST_FILE = "randomization.csv"
 KIT_FILE = "kits.csv"
 META_FILE = "randomization.meta.json"
-DEFAULT_RESERVE = 10
-
-#: ``--study NAME`` resolves to ``<repo>/studies/NAME``.
-STUDIES_DIR = Path(__file__).resolve().parent.parent.parent / "studies"
 
 
-def design_from_study(study: Any) -> tuple[ListDesign, int]:
-    """The list design and the units of drug per subject that a loaded study file declares.
+@dataclass(frozen=True)
+class ListInputs:
+    """What a study file says about its lists.
 
-    Parameters
+    Attributes
     ----------
-    study
-        A study loaded by ``trialdesk.protocol.load_study``: ``arms`` (``code``, ``ratio``),
-        ``randomization.block_sizes``, ``sites`` (``code``, the strata) and
-        ``dosing.units_per_visit`` (visit code to units).
-
-    Returns
-    -------
-    tuple of (ListDesign, int)
-        The design, and the units summed over all dosing visits (NS-DUPI reading A: 2 + 7 × 1).
+    design : ListDesign
+        Arms with ratios, block sizes, strata (the site codes).
+    kits_per_subject : int
+        Kits one subject uses over all dosing visits: the sum over dosing visits of
+        ``ceil(units at the visit / units per kit)`` (NS-DUPI reading A: 2 + 7 × 1 = 9).
+    reserve_per_arm : int
+        Default reserve: ``kit_reserve_per_site`` × number of sites, kits of each arm.
+    study : str
+        The study id.
+    provenance : dict
+        Version and SHA-256 of the study file, and the dosing figures, for the sidecar.
     """
+
+    design: ListDesign
+    kits_per_subject: int
+    reserve_per_arm: int
+    study: str
+    provenance: dict[str, object]
+
+
+def list_inputs(study: Any) -> ListInputs:
+    """Read the list design of a study loaded by :func:`trialdesk.protocol.load_study`.
+
+    Raises
+    ------
+    DesignError
+        The study declares no randomization or no dosing, or a randomization this algorithm
+        does not implement (block sizes not drawn at random, strata other than the site).
+    """
+    randomization, dosing = study.randomization, study.dosing
+    problems = []
+    if randomization is None:
+        problems.append(f"randomization: study {study.id!r} declares none")
+    elif randomization.block_choice != "random":
+        problems.append(
+            f"randomization.block_choice={randomization.block_choice!r}: "
+            "list algorithm v1 draws block sizes at random only"
+        )
+    elif list(randomization.stratify_by) != ["site"]:
+        problems.append(
+            f"randomization.stratify_by={list(randomization.stratify_by)!r}: "
+            "list algorithm v1 stratifies by site only"
+        )
+    if dosing is None:
+        problems.append(f"dosing: study {study.id!r} declares none, so kits cannot be counted")
+    if problems:
+        raise DesignError(problems)
+    units_per_kit = randomization.units_per_kit
     design = ListDesign.of(
         arms=[(arm.code, arm.ratio) for arm in study.arms],
-        block_sizes=list(study.randomization.block_sizes),
+        block_sizes=list(randomization.block_sizes),
         strata=[site.code for site in study.sites],
     )
-    return design, sum(study.dosing.units_per_visit.values())
+    return ListInputs(
+        design=design,
+        kits_per_subject=sum(
+            math.ceil(units / units_per_kit) for units in dosing.units_per_visit.values()
+        ),
+        reserve_per_arm=randomization.kit_reserve_per_site * len(study.sites),
+        study=study.id,
+        provenance={
+            "version": study.version,
+            "sha256": study.sha256,
+            "units_per_visit": dict(dosing.units_per_visit),
+            "units_per_kit": units_per_kit,
+            "kit_reserve_per_site": randomization.kit_reserve_per_site,
+        },
+    )
 
 
-def study_dir(name_or_path: str) -> Path:
-    """``<repo>/studies/NAME`` for a study name; an existing directory is taken as it is."""
-    given = Path(name_or_path)
-    if given.is_dir():
-        return given
-    candidate = STUDIES_DIR / name_or_path
-    if not candidate.is_dir():
-        raise click.BadParameter(
-            f"no study {name_or_path!r}: {candidate} is not a directory", param_hint="--study"
-        )
-    return candidate
-
-
-def _load_study(path: Path) -> Any:
-    from trialdesk.protocol import load_study
-
-    return load_study(path)
+def _study_path(name_or_path: str) -> Path:
+    path = resolve_study_path(name_or_path)
+    if not path.exists():
+        raise click.BadParameter(f"no study {name_or_path!r} (looked for {path})")
+    return path
 
 
 @click.group("randomization")
@@ -79,7 +119,12 @@ def randomization() -> None:
 
 
 @randomization.command("generate")
-@click.option("--study", "study_name", required=True, help="Study name or study directory.")
+@click.option(
+    "--study",
+    "study_name",
+    required=True,
+    help="Study id (a directory under studies/) or study directory.",
+)
 @click.option("--seed", type=click.IntRange(min=0), required=True, help="Seed, recorded.")
 @click.option(
     "--per-stratum",
@@ -96,23 +141,30 @@ def randomization() -> None:
 @click.option(
     "--reserve",
     type=click.IntRange(min=0),
-    default=DEFAULT_RESERVE,
-    show_default=True,
-    help="Extra kits per arm.",
+    default=None,
+    help="Extra kits per arm [default: the study's kit_reserve_per_site × sites].",
 )
-def generate_command(study_name: str, seed: int, per_stratum: int, out: Path, reserve: int) -> None:
+def generate_command(
+    study_name: str, seed: int, per_stratum: int, out: Path, reserve: int | None
+) -> None:
     """Write randomization.csv, kits.csv and randomization.meta.json; print their SHA-256."""
-    directory = study_dir(study_name)
+    path = _study_path(study_name)
     try:
-        design, units = design_from_study(_load_study(directory))
+        inputs = list_inputs(load_study(path))
         generated = generate(
-            design, seed=seed, per_stratum=per_stratum, units_per_subject=units, reserve=reserve
+            inputs.design,
+            seed=seed,
+            per_stratum=per_stratum,
+            kits_per_subject=inputs.kits_per_subject,
+            reserve=inputs.reserve_per_arm if reserve is None else reserve,
         )
     except (DesignError, ProtocolError) as error:
-        raise click.ClickException(f"study {directory.name}: {error}") from error
+        raise click.ClickException(f"study {study_name}: {error}") from error
     contents = {LIST_FILE: list_csv(generated), KIT_FILE: kits_csv(generated)}
     hashes = {name: _sha256(text) for name, text in contents.items()}
-    contents[META_FILE] = meta_json(generated, study=directory.name, file_hashes=hashes)
+    contents[META_FILE] = meta_json(
+        generated, study=inputs.study, study_file=inputs.provenance, file_hashes=hashes
+    )
     _write_new(out, contents)
     for name, text in contents.items():
         click.echo(f"{_sha256(text)}  {out / name}")

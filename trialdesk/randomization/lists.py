@@ -11,13 +11,14 @@ from one ``numpy.random.Generator(PCG64(seed))``, in this order:
    as the stratum holds at least ``per_stratum`` rows. Only whole blocks are kept, so a stratum
    holds between ``per_stratum`` and ``per_stratum + max(block_sizes) − 1`` rows; the list never
    ends inside a block.
-2. **Kit list**: ``units_per_subject`` kits per list row of each arm, plus ``reserve`` kits per
+2. **Kit list**: ``kits_per_subject`` kits per list row of each arm, plus ``reserve`` kits per
    arm. Kit numbers are drawn without replacement, uniformly from the ``d``-digit numbers
    (``10**(d−1)`` to ``10**d − 1``), ``d`` being the smallest number of digits, at least 4, for
    which the kits fill at most a tenth of that range (``rng.choice(..., replace=False)``). The
    numbers are sorted and the arms, laid out in design order, are assigned to them in a random
    order (``rng.permutation``). Kit numbers therefore carry nothing about the arm: no parity,
-   range or order pattern. One kit holds one unit (one syringe in NS-DUPI).
+   range or order pattern. How many kits a subject needs is the caller's arithmetic (NS-DUPI:
+   one syringe per kit, 2 + 7 × 1 syringes over the dosing visits, so 9 kits).
 
 Rows are numbered within their stratum: ``seq`` from 1 and ``block`` from 1. Each arm's share
 of a block must be a whole number, so every block size must be a multiple of the sum of the
@@ -29,7 +30,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -160,7 +161,7 @@ class ListRow(NamedTuple):
 
 
 class Kit(NamedTuple):
-    """One treatment kit (one unit of study drug); the number is printed on the label."""
+    """One treatment kit; its number, printed on the label, is all a blinded user sees."""
 
     kit_number: int
     arm: str
@@ -173,14 +174,14 @@ class Generated:
     design: ListDesign
     seed: int
     per_stratum: int
-    units_per_subject: int
+    kits_per_subject: int
     reserve: int
     rows: tuple[ListRow, ...]
     kits: tuple[Kit, ...]
 
 
 def generate(
-    design: ListDesign, *, seed: int, per_stratum: int, units_per_subject: int, reserve: int
+    design: ListDesign, *, seed: int, per_stratum: int, kits_per_subject: int, reserve: int
 ) -> Generated:
     """Generate the randomization list and the kit list of ``design`` from ``seed``.
 
@@ -192,30 +193,30 @@ def generate(
         Non-negative seed of ``Generator(PCG64(seed))``.
     per_stratum : int
         Minimum number of rows per stratum (whole blocks are added until it is reached).
-    units_per_subject : int
-        Units of study drug one subject receives over all dosing visits (NS-DUPI reading A: 9).
+    kits_per_subject : int
+        Kits one subject receives over all dosing visits (NS-DUPI reading A: 9 one-syringe kits).
     reserve : int
-        Extra kits per arm beyond ``units_per_subject`` times the arm's list rows.
+        Extra kits per arm beyond ``kits_per_subject`` times the arm's list rows.
 
     Returns
     -------
     Generated
         The rows (strata in design order, then ``seq``) and the kits (by kit number).
     """
-    _check_parameters(seed, per_stratum, units_per_subject, reserve)
+    _check_parameters(seed, per_stratum, kits_per_subject, reserve)
     rng = Generator(PCG64(seed))
     rows = tuple(
         row for stratum in design.strata for row in _stratum_rows(rng, design, stratum, per_stratum)
     )
-    kits = _kits(rng, design, rows, units_per_subject, reserve)
-    return Generated(design, seed, per_stratum, units_per_subject, reserve, rows, kits)
+    kits = _kits(rng, design, rows, kits_per_subject, reserve)
+    return Generated(design, seed, per_stratum, kits_per_subject, reserve, rows, kits)
 
 
-def _check_parameters(seed: int, per_stratum: int, units_per_subject: int, reserve: int) -> None:
+def _check_parameters(seed: int, per_stratum: int, kits_per_subject: int, reserve: int) -> None:
     limits = (
         ("seed", seed, 0),
         ("per_stratum", per_stratum, 1),
-        ("units_per_subject", units_per_subject, 1),
+        ("kits_per_subject", kits_per_subject, 1),
         ("reserve", reserve, 0),
     )
     problems = [
@@ -253,12 +254,12 @@ def _kits(
     rng: Generator,
     design: ListDesign,
     rows: Sequence[ListRow],
-    units_per_subject: int,
+    kits_per_subject: int,
     reserve: int,
 ) -> tuple[Kit, ...]:
     counts = {arm.code: reserve for arm in design.arms}
     for row in rows:
-        counts[row.arm] += units_per_subject
+        counts[row.arm] += kits_per_subject
     total = sum(counts.values())
     low, high = kit_number_range(total)
     numbers = np.sort(rng.choice(high - low + 1, size=total, replace=False) + low)
@@ -292,8 +293,26 @@ def kits_csv(generated: Generated) -> str:
     return _csv(KIT_COLUMNS, [(k.kit_number, k.arm) for k in generated.kits])
 
 
-def meta_json(generated: Generated, *, study: str, file_hashes: dict[str, str]) -> str:
+def meta_json(
+    generated: Generated,
+    *,
+    study: str,
+    file_hashes: Mapping[str, str],
+    study_file: Mapping[str, object] | None = None,
+) -> str:
     """The sidecar: algorithm, generator and its version, every input, and the files' SHA-256.
+
+    Parameters
+    ----------
+    generated : Generated
+        The lists.
+    study : str
+        The study id (``"ns-dupi"``); importing the lists checks it.
+    file_hashes : mapping
+        File name to SHA-256 of the files written; recorded as ``files.<name>.sha256``.
+    study_file : mapping, optional
+        Where the design came from (version and SHA-256 of the study file, dosing), as
+        JSON-serialisable values; recorded under ``"study_file"``.
 
     Nothing in it depends on the time or the machine, so the same inputs give the same bytes.
     """
@@ -303,6 +322,7 @@ def meta_json(generated: Generated, *, study: str, file_hashes: dict[str, str]) 
         "generator": GENERATOR,
         "numpy_version": np.__version__,
         "study": study,
+        "study_file": dict(study_file or {}),
         "seed": generated.seed,
         "per_stratum": generated.per_stratum,
         "arms": [{"code": arm.code, "ratio": arm.ratio} for arm in design.arms],
@@ -311,7 +331,7 @@ def meta_json(generated: Generated, *, study: str, file_hashes: dict[str, str]) 
         "rows_per_stratum": {
             s: sum(1 for r in generated.rows if r.stratum == s) for s in design.strata
         },
-        "units_per_subject": generated.units_per_subject,
+        "kits_per_subject": generated.kits_per_subject,
         "kit_reserve_per_arm": generated.reserve,
         "kits": len(generated.kits),
         "files": {name: {"sha256": digest} for name, digest in sorted(file_hashes.items())},
