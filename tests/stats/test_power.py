@@ -16,8 +16,8 @@ from trialdesk.stats.power import (
     Scenario,
     SimulationError,
     TrialDesign,
-    _batched_ols,
     _permutation_block,
+    batched_ols,
     simulate_trials,
 )
 
@@ -74,7 +74,7 @@ def _random_trials(n_trials, n, p, seed, dropout=0.2):
 
 def test_batched_least_squares_equals_one_fit_per_trial():
     x, y, w = _random_trials(25, 24, 4, seed=1)
-    estimate, se, df = _batched_ols(x, y, w)
+    estimate, se, df = batched_ols(x, y, w)
     for i in range(25):
         keep = w[i] == 1
         xi, yi = x[i][keep], y[i][keep]
@@ -90,7 +90,7 @@ def test_singular_trials_are_flagged_not_fatal():
     x, y, w = _random_trials(3, 6, 3, seed=2, dropout=0.0)
     x[0, :, -1] = 1.0  # everybody treated: aliased with the intercept
     w[1, :4] = 0.0  # two subjects left for three coefficients
-    estimate, se, _ = _batched_ols(x, y, w)
+    estimate, se, _ = batched_ols(x, y, w)
     assert np.isnan(estimate[:2]).all() and np.isnan(se[:2]).all()
     assert np.isfinite(estimate[2])
 

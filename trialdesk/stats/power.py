@@ -24,7 +24,8 @@ other effect (:meth:`SimulationResult.power_curve`) costs no new simulation. Cov
 ``1 - alpha`` interval equals ``1 -`` the type I error on these trials, by construction.
 
 Monte Carlo standard errors: ``sqrt(p (1 - p) / n)`` for proportions and ``sd / sqrt(n)``
-for the bias, over the ``n`` trials whose effect was estimable.
+for the bias. Power and type I error are over all ``n_sims`` trials (a trial whose effect is
+not estimable does not reject); bias and coverage over the estimable ones.
 """
 
 from __future__ import annotations
@@ -43,9 +44,14 @@ from trialdesk.stats.allocation import BlockScheme, draw_stratified_lists
 __all__ = [
     "AnalysisPlan",
     "Scenario",
+    "SimulatedTrials",
     "SimulationError",
     "SimulationResult",
     "TrialDesign",
+    "batched_ols",
+    "chunk_generators",
+    "design_stack",
+    "draw_trials",
     "simulate_trials",
 ]
 
@@ -407,10 +413,10 @@ def simulate_trials(
         raise SimulationError(f"workers must be >= 1, got {workers}")
     seed = int(np.random.SeedSequence().entropy % (2**63)) if seed is None else int(seed)
     sizes = [min(CHUNK_SIZE, n_sims - start) for start in range(0, n_sims, CHUNK_SIZE)]
-    children = np.random.SeedSequence(seed).spawn(len(sizes))
+    generators = chunk_generators(seed, n_sims)
 
     def run(i: int) -> _Chunk:
-        chunk = _simulate_chunk(design, scenario, analysis, sizes[i], children[i])
+        chunk = _simulate_chunk(design, scenario, analysis, sizes[i], generators[i])
         if progress is not None:
             progress(sizes[i])
         return chunk
@@ -423,34 +429,114 @@ def simulate_trials(
     return _summarize(design, scenario, analysis, seed, chunks)
 
 
-def _simulate_chunk(
+@dataclass(frozen=True)
+class SimulatedTrials:
+    """The data of many simulated trials, arrays of shape ``(n_trials, n_subjects)``.
+
+    Subjects are in site order (the design's sites, ``site_sizes`` each), randomization order
+    within site.
+
+    Attributes
+    ----------
+    treated : numpy.ndarray
+        1.0 for the active arm, 0.0 for control.
+    baseline : numpy.ndarray
+        Baseline values.
+    null_outcome : numpy.ndarray
+        Analysed outcome (change or follow-up) without the treatment effect.
+    observed : numpy.ndarray
+        1.0 when the follow-up is observed, 0.0 after dropout.
+    effect : float
+        The treatment effect of the scenario.
+    """
+
+    treated: np.ndarray
+    baseline: np.ndarray
+    null_outcome: np.ndarray
+    observed: np.ndarray
+    effect: float
+
+    @property
+    def outcome(self) -> np.ndarray:
+        """Analysed outcome with the treatment effect.
+
+        Examples
+        --------
+        >>> design = TrialDesign.balanced(6, sites=("A",), ratio=(2, 1), block_sizes=(3,))
+        >>> rng = np.random.default_rng(0)
+        >>> trials = draw_trials(design, Scenario(1.0, 1.0), AnalysisPlan(), 2, rng)
+        >>> bool(np.allclose(trials.outcome - trials.null_outcome, trials.treated))
+        True
+        """
+        return self.null_outcome + self.effect * self.treated
+
+
+def draw_trials(
     design: TrialDesign,
     scenario: Scenario,
     analysis: AnalysisPlan,
-    n: int,
-    seed_seq: np.random.SeedSequence,
-) -> _Chunk:
-    data_seq, perm_seq = seed_seq.spawn(2)
-    rng = np.random.default_rng(data_seq)
-    lists = draw_stratified_lists(design.scheme, design.site_sizes, n, rng)
+    n_trials: int,
+    rng: np.random.Generator,
+) -> SimulatedTrials:
+    """Draw the data of ``n_trials`` trials (allocation, baseline, outcome, dropout).
+
+    Examples
+    --------
+    >>> design = TrialDesign.balanced(24, sites=("A", "B"), ratio=(2, 1), block_sizes=(3, 6))
+    >>> rng = np.random.default_rng(1)
+    >>> trials = draw_trials(design, Scenario(-2.0, 2.5), AnalysisPlan(), 5, rng)
+    >>> trials.treated.shape
+    (5, 24)
+    """
+    lists = draw_stratified_lists(design.scheme, design.site_sizes, n_trials, rng)
     treated = (lists == design.scheme.arms.index(design.active)).astype(np.float64)
     outcome0, baseline = _outcomes(scenario, analysis, rng, treated.shape)
     if scenario.dropout > 0:
         observed = (rng.random(treated.shape) >= scenario.dropout).astype(np.float64)
     else:
         observed = np.ones_like(treated)
-    x = _design_stack(design, analysis, baseline, treated)
-    estimate, se, df = _batched_ols(x, outcome0, observed)
+    return SimulatedTrials(treated, baseline, outcome0, observed, scenario.effect)
+
+
+def chunk_generators(
+    seed: int, n_sims: int
+) -> list[tuple[np.random.Generator, np.random.Generator]]:
+    """The (data, permutation) random generators of every chunk of a simulation.
+
+    Examples
+    --------
+    >>> len(chunk_generators(1, 2 * CHUNK_SIZE + 1))
+    3
+    """
+    n_chunks = max(1, math.ceil(n_sims / CHUNK_SIZE))
+    pairs = []
+    for child in np.random.SeedSequence(seed).spawn(n_chunks):
+        data_seq, perm_seq = child.spawn(2)
+        pairs.append((np.random.default_rng(data_seq), np.random.default_rng(perm_seq)))
+    return pairs
+
+
+def _simulate_chunk(
+    design: TrialDesign,
+    scenario: Scenario,
+    analysis: AnalysisPlan,
+    n: int,
+    generators: tuple[np.random.Generator, np.random.Generator],
+) -> _Chunk:
+    data_rng, perm_rng = generators
+    trials = draw_trials(design, scenario, analysis, n, data_rng)
+    x = design_stack(design, analysis, trials.baseline, trials.treated)
+    estimate, se, df = batched_ols(x, trials.null_outcome, trials.observed)
     tcrit = _critical_values(df, analysis.alpha)
     perm = None
     if analysis.permutation_resamples:
         perm = _permutation_rejections(
             x,
-            y0=outcome0,
-            w=observed,
+            y0=trials.null_outcome,
+            w=trials.observed,
             effect=scenario.effect,
             analysis=analysis,
-            rng=np.random.default_rng(perm_seq),
+            rng=perm_rng,
         )
         perm[~np.isfinite(estimate)] = False
     return _Chunk(estimate, se, tcrit, perm, n)
@@ -472,10 +558,21 @@ def _outcomes(
     return outcome, baseline
 
 
-def _design_stack(
+def design_stack(
     design: TrialDesign, analysis: AnalysisPlan, baseline: np.ndarray, treated: np.ndarray
 ) -> np.ndarray:
-    """Design matrices of all trials, ``(n_trials, n_subjects, p)``; treatment last."""
+    """Design matrices of all trials, ``(n_trials, n_subjects, p)``; treatment last.
+
+    Columns: intercept, site indicators (all sites but the first), baseline, treatment, as
+    the analysis plan asks.
+
+    Examples
+    --------
+    >>> design = TrialDesign.balanced(6, sites=("A", "B"), ratio=(2, 1), block_sizes=(3,))
+    >>> ones = np.ones((1, 6))
+    >>> design_stack(design, AnalysisPlan(), 2 * ones, ones)[0, :2].tolist()
+    [[1.0, 0.0, 2.0, 1.0], [1.0, 0.0, 2.0, 1.0]]
+    """
     n_trials, n_subjects = treated.shape
     columns = [np.ones((n_trials, n_subjects))]
     if analysis.adjust_site and len(design.sites) > 1:
@@ -489,7 +586,7 @@ def _design_stack(
     return np.stack(columns, axis=-1).astype(np.float64, copy=False)
 
 
-def _batched_ols(
+def batched_ols(
     x: np.ndarray, y: np.ndarray, w: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Last coefficient, its SE and residual df of every trial's weighted least squares.
@@ -507,6 +604,13 @@ def _batched_ols(
     -------
     estimate, se, df : numpy.ndarray
         NaN estimate and SE where the design is singular or no df is left.
+
+    Examples
+    --------
+    >>> x = np.array([[[1.0, 0.0], [1.0, 0.0], [1.0, 1.0], [1.0, 1.0]]])
+    >>> est, se, df = batched_ols(x, np.array([[1.0, 2.0, 4.0, 5.0]]), np.ones((1, 4)))
+    >>> est.tolist(), se.round(4).tolist(), df.tolist()
+    ([3.0], [0.7071], [2.0])
     """
     p = x.shape[-1]
     xw = x * w[..., None]
