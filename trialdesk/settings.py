@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "trialdesk.protocol",
     "trialdesk.accounts",
     "trialdesk.screening",
+    "trialdesk.randomization",
+    "trialdesk.capture",
     "trialdesk.web",
 ]
 
@@ -189,6 +191,10 @@ WHITENOISE_USE_FINDERS = True
 # --- mail (notifications: SAE clock, emergency unblinding) --------------------------------
 EMAIL_BACKEND = env_str("TRIALDESK_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("TRIALDESK_FROM_EMAIL", "trialdesk@localhost")
+#: The sponsor's unblinded contact(s), e-mailed at every emergency unblinding (comma-separated).
+UNBLINDING_NOTIFY_EMAILS = [
+    a.strip() for a in env_str("TRIALDESK_UNBLINDING_EMAIL", "").split(",") if a.strip()
+]
 
 LOGGING = {
     "version": 1,
