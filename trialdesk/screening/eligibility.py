@@ -407,6 +407,8 @@ def _as_result(value: Any) -> Result:
     return Result.MET if value else Result.NOT_MET
 
 
+#: Between the items of a message (French puts a space before a semicolon).
+_SEPARATOR = {"en": "; ", "fr": " ; "}
 #: The date every washout and the age are computed from.
 REFERENCE_DATE = "screening_date"
 
@@ -497,7 +499,7 @@ class _Describer:
                     key = "before" if days >= 0 else "after"
                     text += f" ({words[key].format(n=abs(days))})"
             shown.append(text)
-        return "; ".join(shown)
+        return _SEPARATOR[language].join(shown)
 
     def message(
         self,
@@ -518,7 +520,7 @@ class _Describer:
         if result == Result.UNKNOWN:
             if not missing:
                 return words["unknown_other"].format(text=text)
-            labels = "; ".join(self.label(code, language) for code in missing)
+            labels = _SEPARATOR[language].join(self.label(code, language) for code in missing)
             return words["unknown"].format(text=text, details=labels)
         names = [n for n in self.order if n in criterion.condition.names]
         details = self.details(names, criterion.condition.functions, values, language)
