@@ -611,11 +611,15 @@ class _SyntaxChecker(ast.NodeVisitor):
             self.visit(argument)
 
     def visit_Name(self, node: ast.Name) -> None:
+        if node.id.startswith("_"):
+            self.refuse(node, f"a name starting with _ ({node.id})")
         self.names.add(node.id)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if not isinstance(node.value, ast.Name):
             self.refuse(node, "a dotted name with more than one dot")
+        if node.attr.startswith("_") or node.value.id.startswith("_"):  # type: ignore[attr-defined]
+            self.refuse(node, f"a name starting with _ ({_dotted(node)})")
         self.names.add(_dotted(node))
 
     def visit_Constant(self, node: ast.Constant) -> None:
@@ -974,7 +978,10 @@ def parse_expression(text: str, *, constants: Mapping[str, Any] | None = None) -
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as error:
-        where = f" at line {error.lineno}, column {error.offset}" if error.offset else ""
+        where = ""
+        if error.offset:
+            line = f"line {error.lineno} of the expression, " if (error.lineno or 1) > 1 else ""
+            where = f" at {line}column {error.offset}"
         message = f"syntax error{where}: {error.msg} in {source!r}"
         raise ExpressionError("expression", [ExpressionProblem(None, message)]) from None
     checker = _SyntaxChecker()

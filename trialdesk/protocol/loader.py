@@ -130,7 +130,7 @@ def load_study(path: str | Path) -> Study:
         With every problem found, each as ``file:line: name: message``.
     """
     main = Path(path)
-    if main.is_dir():
+    if main.is_dir() or (not main.exists() and main.suffix not in (".yaml", ".yml")):
         main = main / STUDY_FILE
     document = _read_document(main)
     if document is None:
