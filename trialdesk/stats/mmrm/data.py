@@ -235,14 +235,18 @@ def prepare_data(data: pd.DataFrame, spec: MmrmSpec) -> MmrmData:
     }
     frame = frame.assign(**updates)
     try:
-        mm = model_matrix(spec.rhs, frame, na_action="raise", context=dict(FORMULA_CONTEXT))
+        # complete cases already; a missing value in a variable formulaic evaluates but
+        # does not list as required shows up below as a non-finite design column
+        mm = model_matrix(
+            spec.rhs, frame, na_action="ignore", output="numpy", context=dict(FORMULA_CONTEXT)
+        )
     except Exception as exc:  # formulaic raises many error types for bad terms
         raise MmrmDataError(
             [f"formula {spec.rhs!r} cannot be evaluated on the data: {exc}"]
         ) from exc
     model_spec = mm.model_spec
-    names = tuple(str(c) for c in mm.columns)
-    x = np.asarray(mm.to_numpy(), dtype=float)
+    names = tuple(str(c) for c in model_spec.column_names)
+    x = np.asarray(mm, dtype=float)
     bad = [n for n, ok in zip(names, np.isfinite(x).all(axis=0), strict=True) if not ok]
     if bad:
         raise MmrmDataError([f"design column(s) {bad} have non-finite values"])

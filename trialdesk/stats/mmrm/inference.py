@@ -66,7 +66,7 @@ class _Grid:
         for name, value in covariates.items():
             frame[name] = np.full(n, value, dtype=float)
         mm = data.model_spec.get_model_matrix(pd.DataFrame(frame), na_action="ignore")
-        return np.asarray(mm.to_numpy(), dtype=float)
+        return np.asarray(mm, dtype=float)
 
 
 def _names(arg: str | Sequence[str] | None) -> tuple[str, ...]:
