@@ -97,7 +97,7 @@ CASES = {
         "visits.W2.window_aftr", "window_aftr", "did you mean 'window_after'?"),
     "duplicate YAML key": Case(
         "study.yaml", "kind: randomized\n", "kind: randomized\ntitle: Again\n",
-        "title", "title: Again", "duplicate key"),
+        "title", "title: Again", "duplicate key (first on line 3)"),
     "unknown name in an included file's edit check": Case(
         "forms.yaml", "expression: weight >", "expression: weigth >",
         "weigth", "expression: weigth", "unknown name 'weigth' (did you mean 'weight'?)"),
@@ -163,13 +163,14 @@ def test_every_problem_is_reported_not_just_the_first(write_study):
     study = changed(MINI_STUDY, "    ratio: 2\n", "    ratio: two\n")  # shape of one element
     study = changed(study, "W4: [VITALS]", "W4: [VITALS, LABS]")  # a reference
     study = changed(study, "condition: score >= 5", "condition: scor >= 5")  # an expression
+    study = changed(study, "kind: randomized\n", "kind: randomized\ntitle: Again\n")  # YAML
     forms = changed(MINI_FORMS, "codelist: SEX", "codelist: SEXE")  # in the included file
     folder = write_study(study, forms)
 
     problems = problems_of(folder)
 
     names = {problem.name for problem in problems}
-    assert {"arms.A.ratio", "LABS", "scor", "SEXE"} <= names, "\n".join(map(str, problems))
+    assert {"title", "arms.A.ratio", "LABS", "scor", "SEXE"} <= names, "\n".join(map(str, problems))
     files = [problem.file for problem in problems]
     assert files == sorted(files, key=lambda f: not f.endswith("study.yaml"))  # main file first
 
@@ -178,6 +179,12 @@ def test_a_form_dropped_for_its_shape_does_not_cascade(write_study):
     forms = changed(MINI_FORMS, "        unit: kg\n", "        unit: 3\n")
     problems = problems_of(write_study(MINI_STUDY, forms))
     assert [p.name for p in problems] == ["forms.VITALS.items.weight.unit"], problems
+
+
+def test_a_setting_dropped_for_its_shape_does_not_cascade(write_study):
+    study = changed(MINI_STUDY, "    value: 150\n", "    value: {kg: 150}\n")
+    problems = problems_of(write_study(study))
+    assert [p.name for p in problems] == ["settings.heavy_kg.value"], problems
 
 
 def test_a_yaml_syntax_error_names_its_line(write_study):

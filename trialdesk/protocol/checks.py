@@ -358,8 +358,10 @@ class _Checker:
         for problem in expression.check(names, expect=expect):  # type: ignore[arg-type]
             name = problem.name or owner
             if problem.name and "." in problem.name:
-                form_code = problem.name.split(".")[0]
-                if self.is_broken("forms", form_code):
+                prefix, _, rest = problem.name.partition(".")
+                if self.is_broken("forms", prefix) or (
+                    prefix == "settings" and self.is_broken("settings", rest)
+                ):
                     continue
             self.add(path, name, problem.message)
 

@@ -12,6 +12,7 @@ check consistency (:mod:`trialdesk.protocol.checks`); hash the merged content.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 import types
@@ -23,8 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 import trialdesk
 from trialdesk.lib.hashing import canonical_json, sha256_hex
@@ -149,60 +150,69 @@ def load_study(path: str | Path) -> Study:
 # Reading YAML
 
 
-def _plain(node: Any, path: Path_, file: str, locations: dict[Path_, _Location]) -> Any:
-    """Plain Python data from a ruamel node, recording the line of every key and element."""
-    if isinstance(node, CommentedMap):
-        result = {}
-        for key in node:
-            sub = path + (str(key),)
-            locations[sub] = _Location(file, node.lc.key(key)[0] + 1)
-            result[str(key)] = _plain(node[key], sub, file, locations)
-        return result
-    if isinstance(node, CommentedSeq):
-        result_list = []
-        for index, element in enumerate(node):
-            sub = path + (index,)
-            locations[sub] = _Location(file, node.lc.item(index)[0] + 1)
-            result_list.append(_plain(element, sub, file, locations))
-        return result_list
-    if isinstance(node, bool) or node is None:
-        return node
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return str(node)
-    if hasattr(node, "isoformat"):
-        return node.isoformat()
-    return node
+class _Reader:
+    """Plain data from one YAML file, with the line of every key and list element.
+
+    The file is composed into nodes by ruamel.yaml's safe composer (which keeps each node's
+    line); scalars are built by its safe constructor. Duplicate keys are problems.
+    """
+
+    def __init__(self, file: str, yaml: YAML) -> None:
+        self.file = file
+        self.locations: dict[Path_, _Location] = {(): _Location(file, 1)}
+        self.problems: list[Problem] = []
+        self.constructor = yaml.constructor
+
+    def plain(self, node: Node, path: Path_) -> Any:
+        if isinstance(node, MappingNode):
+            result: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = str(self.plain(key_node, path))
+                line = key_node.start_mark.line + 1
+                if key in result:
+                    first = self.locations[path + (key,)].line
+                    self.problems.append(
+                        Problem(self.file, line, key, f"duplicate key (first on line {first})")
+                    )
+                    continue
+                self.locations[path + (key,)] = _Location(self.file, line)
+                result[key] = self.plain(value_node, path + (key,))
+            return result
+        if isinstance(node, SequenceNode):
+            result_list = []
+            for index, element in enumerate(node.value):
+                self.locations[path + (index,)] = _Location(self.file, element.start_mark.line + 1)
+                result_list.append(self.plain(element, path + (index,)))
+            return result_list
+        value = self.constructor.construct_object(node, deep=True)
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        return value
 
 
 def _read_yaml(file: Path) -> tuple[Any, dict[Path_, _Location], list[Problem]]:
+    """The plain data of a YAML file (None if it cannot be read), its locations and problems."""
     shown = str(file)
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         return None, {}, [Problem(shown, None, file.name, f"cannot be read: {reason}")]
+    yaml = YAML(typ="safe", pure=True)
+    reader = _Reader(shown, yaml)
     try:
-        node = YAML(typ="rt").load(text)
+        node = yaml.compose(text)
+        data = None if node is None else reader.plain(node, ())
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else None
-        duplicate = re.search(r'duplicate key "(.+?)"', str(error.problem))
-        if duplicate:
-            first = error.context_mark.line + 1 if error.context_mark else "?"
-            message = f"duplicate key (the mapping starts on line {first})"
-            return None, {}, [Problem(shown, line, duplicate.group(1), message)]
         message = f"YAML syntax error: {error.problem}"
         if error.context:
             message += f" ({error.context})"
         return None, {}, [Problem(shown, line, "yaml", message)]
     except YAMLError as error:
         return None, {}, [Problem(shown, None, "yaml", f"YAML error: {error}")]
-    locations = {(): _Location(shown, 1)}
-    return _plain(node, (), shown, locations), locations, []
+    return data, reader.locations, reader.problems
 
 
 def _read_document(main: Path) -> _Document | None:
@@ -210,7 +220,7 @@ def _read_document(main: Path) -> _Document | None:
         return None
     data, locations, problems = _read_yaml(main)
     document = _Document({}, locations or {(): _Location(str(main), 1)}, problems)
-    if problems:
+    if data is None and problems:
         return document
     if not isinstance(data, dict):
         document.problems.append(
@@ -249,7 +259,7 @@ def _merge_includes(document: _Document, folder: Path, includes: Any) -> None:
 def _merge_file(document: _Document, file: Path) -> None:
     data, locations, problems = _read_yaml(file)
     document.problems.extend(problems)
-    if problems:
+    if data is None and problems:
         return
     if not isinstance(data, dict):
         document.problems.append(Problem(str(file), 1, file.name, "an included file is a mapping"))
