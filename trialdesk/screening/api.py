@@ -13,7 +13,7 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.utils import translation
-from ninja import Router, Schema
+from ninja import Path, Router, Schema, Status
 from ninja.errors import HttpError
 
 from trialdesk.protocol.models import Study
@@ -225,7 +225,7 @@ def _log_out(entry: ScreeningEntry) -> dict[str, Any]:
 
 
 @router.get("/log", response=list[LogEntryOut], summary="The screening log of my sites")
-def screening_log(request: HttpRequest, study: str, site: str | None = None) -> list[Any]:
+def screening_log(request: HttpRequest, study: Path[str], site: str | None = None) -> list[Any]:
     found = _study(request, study)
     site_row = None
     if site is not None:
@@ -236,7 +236,7 @@ def screening_log(request: HttpRequest, study: str, site: str | None = None) -> 
 
 
 @router.post("/subjects", response={201: SubjectOut}, summary="Screen a person")
-def screen(request: HttpRequest, study: str, payload: ScreenIn) -> tuple[int, Any]:
+def screen(request: HttpRequest, study: Path[str], payload: ScreenIn) -> Status:
     found = _study(request, study)
     site = services.visible_site(request.user, found, payload.site)
     if site is None:
@@ -248,11 +248,11 @@ def screen(request: HttpRequest, study: str, payload: ScreenIn) -> tuple[int, An
         raise _refused(error) from None
     except StudyDefinitionUnavailable as error:
         raise HttpError(409, str(error)) from None
-    return 201, _subject_out(request, result.subject)
+    return Status(201, _subject_out(request, result.subject))
 
 
 @router.get("/subjects/{subject_id}", response=SubjectOut, summary="A subject")
-def subject_detail(request: HttpRequest, study: str, subject_id: str) -> Any:
+def subject_detail(request: HttpRequest, study: Path[str], subject_id: str) -> Any:
     found = _study(request, study)
     return _subject_out(request, _subject(request, found, subject_id))
 
@@ -262,14 +262,14 @@ def subject_detail(request: HttpRequest, study: str, subject_id: str) -> Any:
     response={201: SubjectOut},
     summary="Re-assess eligibility over corrected or completed data",
 )
-def reassess(request: HttpRequest, study: str, subject_id: str, payload: AssessIn) -> Any:
+def reassess(request: HttpRequest, study: Path[str], subject_id: str, payload: AssessIn) -> Any:
     found = _study(request, study)
     subject = _subject(request, found, subject_id)
     try:
         result = services.reassess(subject, payload.data, by=request.user)
     except services.ScreeningError as error:
         raise _refused(error) from None
-    return 201, _subject_out(request, result.subject)
+    return Status(201, _subject_out(request, result.subject))
 
 
 @router.post(
@@ -277,7 +277,9 @@ def reassess(request: HttpRequest, study: str, subject_id: str, payload: AssessI
     response=SubjectOut,
     summary="Record a screen failure with its reasons (criterion ids)",
 )
-def screen_failure(request: HttpRequest, study: str, subject_id: str, payload: FailureIn) -> Any:
+def screen_failure(
+    request: HttpRequest, study: Path[str], subject_id: str, payload: FailureIn
+) -> Any:
     found = _study(request, study)
     subject = _subject(request, found, subject_id)
     try:
@@ -291,14 +293,16 @@ def screen_failure(request: HttpRequest, study: str, subject_id: str, payload: F
 @router.get(
     "/consent-documents", response=list[DocumentOut], summary="The study's consent documents"
 )
-def consent_documents(request: HttpRequest, study: str) -> Any:
+def consent_documents(request: HttpRequest, study: Path[str]) -> Any:
     return list(services.consent_documents(_study(request, study)))
 
 
 @router.post(
     "/subjects/{subject_id}/consents", response={201: SubjectOut}, summary="Record a signed consent"
 )
-def record_consent(request: HttpRequest, study: str, subject_id: str, payload: ConsentIn) -> Any:
+def record_consent(
+    request: HttpRequest, study: Path[str], subject_id: str, payload: ConsentIn
+) -> Any:
     found = _study(request, study)
     subject = _subject(request, found, subject_id)
     document = ConsentDocument.objects.filter(pk=payload.document_id).first()
@@ -327,7 +331,7 @@ def record_consent(request: HttpRequest, study: str, subject_id: str, payload: C
     except services.ScreeningError as error:
         raise _refused(error) from None
     subject.refresh_from_db()
-    return 201, _subject_out(request, subject)
+    return Status(201, _subject_out(request, subject))
 
 
 @router.post(
@@ -335,7 +339,9 @@ def record_consent(request: HttpRequest, study: str, subject_id: str, payload: C
     response=SubjectOut,
     summary="Withdraw the subject's consent",
 )
-def withdraw_consent(request: HttpRequest, study: str, subject_id: str, payload: WithdrawIn) -> Any:
+def withdraw_consent(
+    request: HttpRequest, study: Path[str], subject_id: str, payload: WithdrawIn
+) -> Any:
     found = _study(request, study)
     subject = _subject(request, found, subject_id)
     try:
