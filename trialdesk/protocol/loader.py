@@ -4,8 +4,8 @@
 :class:`~trialdesk.protocol.errors.StudyFileError` listing *every* problem as
 ``file:line: name: message``; it never lets a traceback through for a bad file.
 
-Steps: read ``study.yaml`` and the files it includes with ruamel.yaml's round-trip loader, keeping
-the file and line of every key and list element; merge the includes; validate the shape with the
+Steps: read ``study.yaml`` and the files it includes with ruamel.yaml's composer, keeping the
+file and line of every key and list element; merge the includes; validate the shape with the
 pydantic schema (elements whose shape is wrong are dropped so that the rest can still be checked);
 check consistency (:mod:`trialdesk.protocol.checks`); hash the merged content.
 """
@@ -70,7 +70,8 @@ _PATTERN_WORDS = {
     r"^\d+(\.\d+)*$": 'a version number such as "1.0" (quote it)',
 }
 
-Path_ = tuple[str | int, ...]
+#: The keys and list indices leading to a node: ``("forms", 3, "item_groups", 0, "items", 2)``.
+KeyPath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,10 @@ class _Document:
     """Plain data merged from all files, with the location of every key path."""
 
     data: dict[str, Any]
-    locations: dict[Path_, _Location]
+    locations: dict[KeyPath, _Location]
     problems: list[Problem] = field(default_factory=list)
 
-    def locate(self, path: Path_) -> tuple[_Location, Path_]:
+    def locate(self, path: KeyPath) -> tuple[_Location, KeyPath]:
         """The location of the deepest known node on ``path``, and that node's path."""
         for end in range(len(path), -1, -1):
             location = self.locations.get(path[:end])
@@ -95,7 +96,7 @@ class _Document:
                 return location, path[:end]
         raise AssertionError("the root of a document always has a location")
 
-    def problem(self, path: Path_, name: str, message: str) -> Problem:
+    def problem(self, path: KeyPath, name: str, message: str) -> Problem:
         location, _ = self.locate(path)
         return Problem(location.file, location.line, name, message)
 
@@ -159,11 +160,11 @@ class _Reader:
 
     def __init__(self, file: str, yaml: YAML) -> None:
         self.file = file
-        self.locations: dict[Path_, _Location] = {(): _Location(file, 1)}
+        self.locations: dict[KeyPath, _Location] = {(): _Location(file, 1)}
         self.problems: list[Problem] = []
         self.constructor = yaml.constructor
 
-    def plain(self, node: Node, path: Path_) -> Any:
+    def plain(self, node: Node, path: KeyPath) -> Any:
         if isinstance(node, MappingNode):
             result: dict[str, Any] = {}
             for key_node, value_node in node.value:
@@ -190,7 +191,7 @@ class _Reader:
         return value
 
 
-def _read_yaml(file: Path) -> tuple[Any, dict[Path_, _Location], list[Problem]]:
+def _read_yaml(file: Path) -> tuple[Any, dict[KeyPath, _Location], list[Problem]]:
     """The plain data of a YAML file (None if it cannot be read), its locations and problems."""
     shown = str(file)
     try:
@@ -279,7 +280,7 @@ def _merge_file(document: _Document, file: Path) -> None:
 
 
 def _append_list(
-    document: _Document, key: str, value: Any, locations: dict[Path_, _Location], here: _Location
+    document: _Document, key: str, value: Any, locations: dict[KeyPath, _Location], here: _Location
 ) -> None:
     target = document.data.setdefault(key, [])
     if not isinstance(value, list) or not isinstance(target, list):
@@ -291,7 +292,7 @@ def _append_list(
 
 
 def _merge_mapping(
-    document: _Document, key: str, value: Any, locations: dict[Path_, _Location], here: _Location
+    document: _Document, key: str, value: Any, locations: dict[KeyPath, _Location], here: _Location
 ) -> None:
     target = document.data.setdefault(key, {})
     if not isinstance(value, dict) or not isinstance(target, dict):
@@ -309,7 +310,7 @@ def _merge_mapping(
 
 
 def _move_locations(
-    document: _Document, locations: dict[Path_, _Location], source: Path_, target: Path_
+    document: _Document, locations: dict[KeyPath, _Location], source: KeyPath, target: KeyPath
 ) -> None:
     size = len(source)
     for path, location in locations.items():
@@ -325,7 +326,7 @@ def _normalise_forms(document: _Document) -> None:
     for index, form in enumerate(forms):
         if not isinstance(form, dict) or "items" not in form:
             continue
-        base: Path_ = ("forms", index)
+        base: KeyPath = ("forms", index)
         if "item_groups" in form:
             document.problems.append(
                 document.problem(
@@ -438,7 +439,7 @@ def _problem_from_error(document: _Document, error: Mapping[str, Any]) -> Proble
     return Problem(location.file, location.line, name, _message(error, path))
 
 
-def _render(data: Any, path: Path_) -> str:
+def _render(data: Any, path: KeyPath) -> str:
     """A dotted name for a key path, with codes for list elements: ``forms.NASA.items.x.max``."""
     parts: list[str] = []
     node = data
@@ -463,7 +464,7 @@ def _render(data: Any, path: Path_) -> str:
     return ".".join(parts)
 
 
-def _message(error: Mapping[str, Any], path: Path_) -> str:
+def _message(error: Mapping[str, Any], path: KeyPath) -> str:
     kind = error["type"]
     if kind == "missing":
         return "required key is missing"
@@ -503,7 +504,7 @@ def _message(error: Mapping[str, Any], path: Path_) -> str:
     return message
 
 
-def _allowed_keys(path: Path_) -> list[str]:
+def _allowed_keys(path: KeyPath) -> list[str]:
     """The keys the schema allows at a key path (for 'did you mean' hints)."""
     annotation: Any = Study
     for part in path:
