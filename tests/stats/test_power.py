@@ -177,3 +177,12 @@ def test_progress_reports_every_trial():
 def test_invalid_input_is_refused(build, match):
     with pytest.raises(SimulationError, match=match):
         build()
+
+
+def test_progress_is_reported_within_a_chunk_when_permuting():
+    seen = []
+    simulate_trials(
+        NS_DUPI, Scenario(effect=-2.0, sd=2.5), 1_000, 1, progress=seen.append,
+        analysis=AnalysisPlan(permutation_resamples=999),
+    )  # fmt: skip
+    assert sum(seen) == 1_000 and len(seen) > 1

@@ -390,7 +390,8 @@ def simulate_trials(
     workers : int
         Threads running chunks in parallel (results do not depend on it).
     progress : callable, optional
-        Called with the number of trials finished after every chunk.
+        Called with the number of trials just finished, after every chunk (after every
+        block of trials when the permutation test runs); from worker threads if any.
 
     Returns
     -------
@@ -416,10 +417,9 @@ def simulate_trials(
     generators = chunk_generators(seed, n_sims)
 
     def run(i: int) -> _Chunk:
-        chunk = _simulate_chunk(design, scenario, analysis, sizes[i], generators[i])
-        if progress is not None:
-            progress(sizes[i])
-        return chunk
+        return _simulate_chunk(
+            design, scenario, analysis, sizes[i], generators[i], progress=progress
+        )
 
     if workers == 1:
         chunks = [run(i) for i in range(len(sizes))]
@@ -522,6 +522,8 @@ def _simulate_chunk(
     analysis: AnalysisPlan,
     n: int,
     generators: tuple[np.random.Generator, np.random.Generator],
+    *,
+    progress: Callable[[int], None] | None = None,
 ) -> _Chunk:
     data_rng, perm_rng = generators
     trials = draw_trials(design, scenario, analysis, n, data_rng)
@@ -537,8 +539,11 @@ def _simulate_chunk(
             effect=scenario.effect,
             analysis=analysis,
             rng=perm_rng,
+            progress=progress,
         )
         perm[~np.isfinite(estimate)] = False
+    elif progress is not None:
+        progress(n)
     return _Chunk(estimate, se, tcrit, perm, n)
 
 
@@ -648,6 +653,7 @@ def _permutation_rejections(
     effect: float,
     analysis: AnalysisPlan,
     rng: np.random.Generator,
+    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Reject (p <= alpha) under the effect and under no effect, per trial: ``(n, 2)``."""
     n_trials, n = w.shape
@@ -659,6 +665,8 @@ def _permutation_rejections(
         out[sl] = _permutation_block(
             x[sl], y0=y0[sl], w=w[sl], effect=effect, n_perm=n_perm, alpha=analysis.alpha, rng=rng
         )
+        if progress is not None:
+            progress(sl.stop - sl.start)
     return out
 
 
