@@ -35,6 +35,7 @@ import numpy as np
 __all__ = [
     "AllocationError",
     "BlockScheme",
+    "TooManyListsError",
     "draw_block_lists",
     "draw_stratified_lists",
     "list_distribution",
