@@ -331,3 +331,24 @@ def test_identity_is_hidden_from_everyone_but_site_staff(
     assert services.identity_for(claire, subject).last_name == "Durand"
     assert services.identity_for(ines, subject).last_name == "Durand"
     assert services.identity_for(request.getfixturevalue(persona), subject) is None
+
+
+def test_only_data_managers_register_consent_documents(claire, diane, ns_dupi):
+    with pytest.raises(ScreeningPermissionDenied, match="data managers only"):
+        services.create_consent_document(
+            ns_dupi,
+            version="3.0",
+            language="en",
+            title="x",
+            valid_from=dt.date(2025, 1, 1),
+            by=claire,
+        )
+    document = services.create_consent_document(
+        ns_dupi,
+        version="3.0",
+        language="en",
+        title="Consent",
+        valid_from=dt.date(2025, 1, 1),
+        by=diane,
+    )
+    assert _actions(document) == ["consent.document"]

@@ -314,3 +314,42 @@ def test_the_pages_are_in_french(client, claire, ns_dupi, tls, french_catalog):
     assert "Non éligible" in page and "Non rempli : Forme modérée à sévère" in page
     form = client.get(_url("screen")).content.decode()
     assert "Date de naissance" in form and "— inconnu —" in form
+
+
+def test_data_managers_register_consent_documents(client, diane, ns_dupi):
+    client.force_login(diane)
+    url = _url("documents")
+    bad = client.post(
+        url, {"title": "Consent", "version": "2.0", "language": "fr", "valid_from": "2025-13-01"}
+    )
+    assert bad.status_code == 400
+    assert "valid_from: &#x27;2025-13-01&#x27; is not a date" in bad.content.decode()
+    response = client.post(
+        url,
+        {
+            "title": "Consentement",
+            "version": "2.0",
+            "language": "fr",
+            "valid_from": "2025-01-01",
+            "valid_until": "",
+        },
+    )
+    assert response.status_code == 302
+    document = services.consent_documents(ns_dupi).get()
+    assert (document.version, document.valid_until) == ("2.0", None)
+    assert 'data-testid="document-2.0-fr"' in client.get(url).content.decode()
+
+
+@pytest.mark.parametrize("persona", ["claire", "ines", "manon", "sophie"])
+def test_other_roles_read_the_consent_documents_but_may_not_register_one(
+    client, request, ns_dupi, consent_fr, persona
+):
+    client.force_login(request.getfixturevalue(persona))
+    page = client.get(_url("documents")).content.decode()
+    assert 'data-testid="document-1.0-fr"' in page and 'data-testid="document-form"' not in page
+    response = client.post(
+        _url("documents"),
+        {"title": "x", "version": "9", "language": "fr", "valid_from": "2025-01-01"},
+    )
+    assert response.status_code == 403
+    assert services.consent_documents(ns_dupi).count() == 1

@@ -24,7 +24,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from trialdesk.accounts import policy
-from trialdesk.accounts.models import Membership
+from trialdesk.accounts.models import Membership, Role
 from trialdesk.audit.services import record
 from trialdesk.protocol.models import Site, Study
 
@@ -152,6 +152,11 @@ def identity_for(user: Any, subject: Subject) -> IdentityRecord | None:
     if not policy.may_see_identity(user, subject.site):
         return None
     return IdentityRecord.objects.filter(subject=subject).first()
+
+
+def may_manage_consent_documents(user: Any, study: Study) -> bool:
+    """Consent documents are registered by the study's data managers."""
+    return Role.DATA_MANAGER in policy.roles(user, study)
 
 
 def consent_documents(study: Study, on: dt.date | None = None) -> QuerySet[ConsentDocument]:
@@ -360,7 +365,16 @@ def create_consent_document(
     file_name: str = "",
     by: Any,
 ) -> ConsentDocument:
-    """Register a version of the study's information and consent form in one language."""
+    """Register a version of the study's information and consent form in one language.
+
+    Data managers only (``by=None`` for set-up scripts).
+    """
+    if by is not None and not may_manage_consent_documents(by, study):
+        raise ScreeningPermissionDenied(
+            "study",
+            f"{getattr(by, 'username', by)!r} may not register consent documents of "
+            f"{study.code} (data managers only)",
+        )
     languages = [code for code, _name in settings.LANGUAGES]
     if language not in languages:
         raise ScreeningError("language", f"{language!r} is not one of {', '.join(languages)}")

@@ -11,6 +11,7 @@ app_name = "screening"
 urlpatterns = [
     path("screening/", views.screening_log, name="log"),
     path("screening/new/", views.screen_person, name="screen"),
+    path("consent-documents/", views.consent_documents, name="documents"),
     path("subjects/<str:subject_id>/", views.subject_detail, name="subject"),
     path("subjects/<str:subject_id>/assess/", views.reassess, name="reassess"),
     path(

@@ -534,6 +534,60 @@ def screen_failure(request: HttpRequest, study: str, subject_id: str) -> HttpRes
     )
 
 
+@login_required
+@require_http_methods(["GET", "POST"])
+def consent_documents(request: HttpRequest, study: str) -> HttpResponse:
+    """The study's consent documents; data managers register new versions here."""
+    found = _study(request, study)
+    may_manage = services.may_manage_consent_documents(request.user, found)
+    fields = ("version", "language", "title", "valid_from", "valid_until", "file_name")
+    form = dict.fromkeys(fields, "")
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        if not may_manage:
+            raise PermissionDenied(_("Only data managers register consent documents."))
+        form = {name: request.POST.get(name, "").strip() for name in fields}
+        dates = {}
+        for name in ("valid_from", "valid_until"):
+            try:
+                dates[name] = dt.date.fromisoformat(form[name]) if form[name] else None
+            except ValueError:
+                errors[name] = _("%(field)s: %(value)r is not a date (YYYY-MM-DD)") % {
+                    "field": name,
+                    "value": form[name],
+                }
+        if not errors and dates["valid_from"] is None:
+            errors["valid_from"] = _("valid_from: the first day of validity is required")
+        if not errors:
+            try:
+                services.create_consent_document(
+                    found,
+                    version=form["version"],
+                    language=form["language"],
+                    title=form["title"],
+                    valid_from=dates["valid_from"],
+                    valid_until=dates["valid_until"],
+                    file_name=form["file_name"],
+                    by=request.user,
+                )
+            except services.ScreeningError as error:
+                errors[error.field] = str(error)
+            else:
+                return redirect(reverse("screening:documents", args=[found.code]))
+    return render(
+        request,
+        "web/screening/documents.html",
+        {
+            "study": found,
+            "documents": services.consent_documents(found),
+            "may_manage": may_manage,
+            "form": form,
+            "errors": errors,
+        },
+        status=400 if errors else 200,
+    )
+
+
 # --------------------------------------------------------------------------------------------
 
 
