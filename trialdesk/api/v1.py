@@ -10,6 +10,8 @@ from ninja.security import HttpBearer, django_auth
 
 from trialdesk.accounts import policy
 from trialdesk.accounts.services import user_for_token
+from trialdesk.capture.api import router as schedule_router
+from trialdesk.randomization.api import router as randomization_router
 from trialdesk.screening.api import router as screening_router
 
 
@@ -30,6 +32,8 @@ api = NinjaAPI(
     urls_namespace="api-v1",
 )
 api.add_router("/studies/{study}/screening", screening_router)
+api.add_router("/studies/{study}/randomization", randomization_router)
+api.add_router("/studies/{study}/schedule", schedule_router)
 
 
 class SiteOut(Schema):

@@ -134,8 +134,12 @@ def randomize(subject: Subject, *, by: Any, on: dt.date | None = None) -> Random
     if reasons:
         raise reasons[0]
     with transaction.atomic():
+        # Lock the subject row only (``of``): locking its site too would queue every
+        # randomization of the site behind one another and hide the row claim below.
         subject = (
-            Subject.objects.select_for_update().select_related("site", "study").get(pk=subject.pk)
+            Subject.objects.select_for_update(of=("self",))
+            .select_related("site", "study")
+            .get(pk=subject.pk)
         )
         reasons = refusal_reasons(subject)
         if reasons:

@@ -183,3 +183,117 @@ def _write_new(out: Path, contents: dict[str, str]) -> None:
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Sealing the list into the database, receiving kits
+
+
+def _loaded_study(code: str) -> Any:
+    from trialdesk.protocol.models import Study
+
+    study = Study.objects.filter(code=code).first()
+    if study is None:
+        raise click.BadParameter(
+            f"study {code!r} is not loaded in this database (run `trialdesk setup`)",
+            param_hint="--study",
+        )
+    return study
+
+
+def _acting_user(username: str | None) -> Any:
+    if username is None:
+        return None
+    from trialdesk.accounts.models import User
+
+    user = User.objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise click.BadParameter(f"no active user {username!r}", param_hint="--by")
+    return user
+
+
+@randomization.command("import")
+@click.option("--study", "study_code", required=True, help="Study id, as loaded by setup.")
+@click.option("--by", "username", default=None, help="The trialdesk user importing (audited).")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def import_command(study_code: str, username: str | None, directory: Path) -> None:
+    """Import and seal DIRECTORY/randomization.csv and kits.csv (and the sidecar, if any).
+
+    Their SHA-256 are recorded and the import audited. The same files again change nothing; a
+    different list is refused once anybody has been allocated.
+    """
+    from trialdesk.randomization.errors import RandomizationError
+    from trialdesk.randomization.sealing import import_list
+
+    study = _loaded_study(study_code)
+    try:
+        result = import_list(study, directory, by=_acting_user(username))
+    except RandomizationError as error:
+        raise click.ClickException(str(error)) from error
+    sealed = result.sealed_list
+    rows = ", ".join(f"{code} {n}" for code, n in sealed.rows_per_stratum.items())
+    state = "sealed" if result.created else "already sealed, nothing changed"
+    click.echo(f"{study.code}: {state}: rows {rows}; {sealed.kit_count} kits")
+    click.echo(f"{sealed.list_sha256}  {LIST_FILE}")
+    click.echo(f"{sealed.kits_sha256}  {KIT_FILE}")
+    if result.replaced is not None:
+        click.echo(f"replaced the unused list {result.replaced.list_sha256}")
+
+
+@randomization.command("receive")
+@click.option("--study", "study_code", required=True, help="Study id, as loaded by setup.")
+@click.option("--site", "site_code", required=True, help="Site code, e.g. TLS.")
+@click.option(
+    "--expiry", type=click.DateTime(formats=["%Y-%m-%d"]), required=True, help="YYYY-MM-DD."
+)
+@click.option("--lot", default="", help="Lot number printed on the kits.")
+@click.option("--kits", "kit_numbers", default=None, help="Kit numbers, comma-separated.")
+@click.option(
+    "--per-arm",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Instead of --kits: that many not-yet-shipped kits of each arm (central supply).",
+)
+@click.option("--by", "username", default=None, help="The pharmacist receiving (audited).")
+def receive_command(
+    *,
+    study_code: str,
+    site_code: str,
+    expiry: Any,
+    lot: str,
+    kit_numbers: str | None,
+    per_arm: int | None,
+    username: str | None,
+) -> None:
+    """Record kits of the sealed kit list as received at a site's pharmacy."""
+    from trialdesk.randomization.errors import RandomizationError
+    from trialdesk.randomization.supply import kits_for_shipment, receive_kits
+
+    study = _loaded_study(study_code)
+    site = study.sites.filter(code=site_code).first()
+    if site is None:
+        raise click.BadParameter(
+            f"{site_code!r} is not a site of {study.code}", param_hint="--site"
+        )
+    if (kit_numbers is None) == (per_arm is None):
+        raise click.UsageError("give either --kits or --per-arm")
+    try:
+        numbers = (
+            kits_for_shipment(study, per_arm)
+            if per_arm is not None
+            else [_kit_number(text) for text in kit_numbers.split(",") if text.strip()]
+        )
+        kits = receive_kits(site, numbers, expiry=expiry.date(), lot=lot, by=_acting_user(username))
+    except RandomizationError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"{site.code}: {len(kits)} kits received, expiry {expiry.date().isoformat()}")
+    click.echo(" ".join(str(kit.number) for kit in kits))
+
+
+def _kit_number(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{text.strip()!r} is not a kit number", param_hint="--kits"
+        ) from None

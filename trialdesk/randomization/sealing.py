@@ -14,6 +14,7 @@ do it inside the database with :func:`kits_of_subject_arm`, whose result holds k
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import io
 import json
@@ -24,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
-from django.db.models import QuerySet, Subquery
+from django.db.models import Count, QuerySet, Subquery
+from django.utils import timezone
 
 from trialdesk.accounts import policy
 from trialdesk.audit.services import record
@@ -34,7 +36,7 @@ from trialdesk.screening.models import Subject
 
 from .errors import BlindingError, ListImportError, SealError
 from .lists import KIT_COLUMNS, LIST_COLUMNS
-from .models import Allocation, Kit, SealedKit, SealedList, SealedRow
+from .models import Allocation, Kit, KitStatus, SealedKit, SealedList, SealedRow
 
 LIST_FILE = "randomization.csv"
 KIT_FILE = "kits.csv"
@@ -443,6 +445,24 @@ def kit_arms_for(user: Any, site: Site) -> dict[int, str]:
             sealed_list__study=site.study, sealed_list__active=True, kit_number__in=numbers
         ).values_list("kit_number", "arm")
     )
+
+
+def stock_by_arm_for(user: Any, site: Site, today: dt.date | None = None) -> dict[str, int]:
+    """Usable (available, unexpired) kits of each arm at ``site``, for the unblinded roles."""
+    _unblinded_sites(user, site.study, site)
+    today = today or timezone.localdate()
+    usable = Kit.objects.filter(site=site, status=KitStatus.AVAILABLE, expiry__gte=today).values(
+        "number"
+    )
+    counts = dict(
+        SealedKit.objects.filter(
+            sealed_list__study=site.study, sealed_list__active=True, kit_number__in=usable
+        )
+        .values_list("arm")
+        .annotate(n=Count("id"))
+        .values_list("arm", "n")
+    )
+    return {arm.code: counts.get(arm.code, 0) for arm in arms_of(site.study)}
 
 
 def arms_of(study: Study) -> list[ArmView]:
