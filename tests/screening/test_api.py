@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from screening_data import CRITERIA, eligible_data
 
+from tests.screening.screening_data import CRITERIA, eligible_data
 from trialdesk.accounts.services import create_api_token
 from trialdesk.screening import services
 from trialdesk.screening.models import ConsentRecord, Subject
@@ -210,3 +210,19 @@ def test_the_openapi_schema_lists_the_screening_endpoints(client, claire, ns_dup
     base = "/api/v1/studies/{study}/screening"
     assert f"{base}/subjects" in schema["paths"]
     assert f"{base}/subjects/{{subject_id}}/consents" in schema["paths"]
+
+
+def test_a_changed_study_file_is_409_not_500(client, claire, ns_dupi, tls, monkeypatch):
+    from trialdesk.screening.definitions import StudyDefinitionUnavailable
+
+    services.screen(ns_dupi, tls, eligible_data(nasa_total=None), by=claire)
+
+    def unavailable(study):
+        raise StudyDefinitionUnavailable("version: the study file has changed since it was loaded")
+
+    monkeypatch.setattr(services, "study_definition", unavailable)
+    api = Api(client, claire)
+    assert _screen(api).status_code == 409
+    response = api.post("/subjects/TLS-001/assessments", {"data": eligible_data()})
+    assert response.status_code == 409 and "has changed" in response.json()["detail"]
+    assert api.post("/subjects/TLS-001/screen-failure", {"reasons": []}).status_code == 409

@@ -6,14 +6,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from screening_data import (
+
+from tests.screening.screening_data import (
     CRITERIA,
     SCREENING_DATE,
     WASHOUTS,
     days_before_screening,
     eligible_data,
 )
-
 from trialdesk.screening import eligibility
 from trialdesk.screening.eligibility import InvalidScreeningData, Result, Status
 

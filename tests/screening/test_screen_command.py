@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from screening_data import CRITERIA, WASHOUTS, days_before_screening, eligible_data
 
+from tests.screening.screening_data import CRITERIA, WASHOUTS, days_before_screening, eligible_data
 from trialdesk.protocol import load_study
 from trialdesk.screening import commands
 from trialdesk.screening.commands import screen

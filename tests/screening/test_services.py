@@ -7,8 +7,8 @@ import json
 
 import pytest
 from django.utils import timezone
-from screening_data import eligible_data
 
+from tests.screening.screening_data import eligible_data
 from trialdesk.audit.models import AuditEvent
 from trialdesk.screening import services
 from trialdesk.screening.models import (

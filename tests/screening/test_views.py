@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 from django.urls import reverse
-from screening_data import CRITERIA, eligible_data
 
+from tests.screening.screening_data import CRITERIA, eligible_data
 from trialdesk.audit.models import AuditEvent
 from trialdesk.screening import eligibility, services
 from trialdesk.screening.models import ConsentRecord, IdentityRecord, ScreeningEntry, Subject

@@ -19,7 +19,6 @@ from ninja.errors import HttpError
 from trialdesk.protocol.models import Study
 
 from . import services
-from .definitions import StudyDefinitionUnavailable
 from .models import ConsentDocument, ConsentRecord, ScreeningEntry, Subject
 
 router = Router(tags=["screening"])
@@ -143,8 +142,11 @@ def _subject(request: HttpRequest, study: Study, subject_id: str) -> Subject:
 
 
 def _refused(error: services.ScreeningError) -> HttpError:
-    status = 403 if isinstance(error, services.ScreeningPermissionDenied) else 422
-    return HttpError(status, str(error))
+    if isinstance(error, services.ScreeningPermissionDenied):
+        return HttpError(403, str(error))
+    if isinstance(error, services.StudyUnavailable):
+        return HttpError(409, str(error))
+    return HttpError(422, str(error))
 
 
 def _assessment_out(assessment: Any, language: str) -> dict[str, Any]:
@@ -246,8 +248,6 @@ def screen(request: HttpRequest, study: Path[str], payload: ScreenIn) -> Status:
         result = services.screen(found, site, payload.data, by=request.user, identity=identity)
     except services.ScreeningError as error:
         raise _refused(error) from None
-    except StudyDefinitionUnavailable as error:
-        raise HttpError(409, str(error)) from None
     return Status(201, _subject_out(request, result.subject))
 
 

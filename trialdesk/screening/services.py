@@ -26,10 +26,11 @@ from django.utils import timezone
 from trialdesk.accounts import policy
 from trialdesk.accounts.models import Membership, Role
 from trialdesk.audit.services import record
+from trialdesk.protocol import ProtocolError
 from trialdesk.protocol.models import Site, Study
 
 from . import eligibility
-from .definitions import study_definition
+from .definitions import StudyDefinitionUnavailable, study_definition
 from .models import (
     ConsentDocument,
     ConsentRecord,
@@ -53,6 +54,10 @@ class ScreeningError(ValueError):
 
 class ScreeningPermissionDenied(ScreeningError):
     """The acting user may not do this at this site."""
+
+
+class StudyUnavailable(ScreeningError):
+    """The study file of the study's current version cannot be used (changed or broken)."""
 
 
 #: Fields of the identity record, in form order.
@@ -202,7 +207,7 @@ def screen(
     if site.study_id != study.pk:
         raise ScreeningError("site", f"{site.code!r} is not a site of study {study.code!r}")
     _check_may_enter(by, site)
-    definition = study_definition(study)
+    definition = _definition(study)
     values = _validated(definition, data)
     if values.get("screening_date") is None:
         raise ScreeningError("screening_date", "is required to open a screening-log entry")
@@ -253,7 +258,7 @@ def reassess(subject: Subject, data: Mapping[str, Any], *, by: Any) -> Screening
     """
     _check_may_enter(by, subject.site)
     _check_open(subject, "re-assess")
-    definition = study_definition(subject.study)
+    definition = _definition(subject.study)
     values = _validated(definition, data)
     evaluation = eligibility.evaluate(definition, values)
     with transaction.atomic():
@@ -273,7 +278,7 @@ def mark_screen_failure(
     ``note`` must say why (investigator's decision…).
     """
     _check_may_enter(by, subject.site)
-    known = [criterion.id for criterion in study_definition(subject.study).eligibility]
+    known = [criterion.id for criterion in _definition(subject.study).eligibility]
     cleaned: list[str] = []
     for reason in reasons:
         if reason not in known:
@@ -544,6 +549,13 @@ def withdraw_consent(
 
 # --------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _definition(study: Study) -> Any:
+    try:
+        return study_definition(study)
+    except (StudyDefinitionUnavailable, ProtocolError) as error:
+        raise StudyUnavailable("study", str(error)) from error
 
 
 def _user_or_none(user: Any) -> Any:
