@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from formulaic import Formula, ModelSpec, model_matrix
+from formulaic import ModelSpec, model_matrix
 
 from .errors import EmptyVisitError, MmrmDataError, SingularDesignError
 from .spec import MmrmSpec
@@ -124,13 +124,15 @@ def _complete_cases(
 ) -> tuple[pd.DataFrame, int, int]:
     columns = list(dict.fromkeys([spec.outcome, spec.subject, spec.visit, *sorted(rhs_vars)]))
     frame = data[columns]
-    has_outcome = frame[spec.outcome].notna().to_numpy()
-    frame = frame[has_outcome]
-    complete = frame[sorted(rhs_vars)].notna().all(axis=1).to_numpy() if rhs_vars else None
+    keep = frame[spec.outcome].notna().to_numpy()
+    n_missing = int((~keep).sum())
     n_incomplete = 0
-    if complete is not None and not complete.all():
-        n_incomplete = int((~complete).sum())
-        frame = frame[complete]
+    if rhs_vars:
+        complete = frame[sorted(rhs_vars)].notna().to_numpy().all(axis=1)
+        n_incomplete = int((keep & ~complete).sum())
+        keep = keep & complete
+    if not keep.all():
+        frame = frame[keep]
     problems = [
         f"{name} column {col!r} has {n} missing value(s) in rows with an outcome"
         for name, col in (("subject", spec.subject), ("visit", spec.visit))
@@ -138,15 +140,13 @@ def _complete_cases(
     ]
     if problems:
         raise MmrmDataError(problems)
-    visit = pd.Categorical(frame[spec.visit], categories=list(visits))
-    unknown = frame[spec.visit][visit.codes < 0].unique()
-    if unknown.size:
-        raise MmrmDataError([f"visit {spec.visit!r} values {list(unknown)} are not its levels"])
-    frame = frame.assign(**{spec.visit: visit})
-    counts = np.bincount(visit.codes, minlength=len(visits))
+    visit = frame[spec.visit]
+    if not (isinstance(visit.dtype, pd.CategoricalDtype) and tuple(visit.cat.categories) == visits):
+        frame = frame.assign(**{spec.visit: pd.Categorical(visit, categories=list(visits))})
+    counts = np.bincount(frame[spec.visit].cat.codes.to_numpy(), minlength=len(visits))
     if np.any(counts == 0):
         raise EmptyVisitError(spec.visit, [v for v, c in zip(visits, counts, strict=True) if not c])
-    return frame, int((~has_outcome).sum()), n_incomplete
+    return frame, n_missing, n_incomplete
 
 
 def _aliased_columns(x: np.ndarray, names: tuple[str, ...]) -> list[str]:
@@ -220,7 +220,7 @@ def prepare_data(data: pd.DataFrame, spec: MmrmSpec) -> MmrmData:
     """
     if not isinstance(data, pd.DataFrame):
         raise MmrmDataError([f"data must be a pandas DataFrame, got {type(data).__name__}"])
-    rhs_vars = set(Formula(spec.rhs).required_variables)
+    rhs_vars = set(spec.rhs_formula.required_variables)
     _check_columns(data, spec, rhs_vars)
     visits = _visit_levels(data[spec.visit])
     frame, n_missing, n_incomplete = _complete_cases(data, spec, rhs_vars, visits)
@@ -238,7 +238,11 @@ def prepare_data(data: pd.DataFrame, spec: MmrmSpec) -> MmrmData:
         # complete cases already; a missing value in a variable formulaic evaluates but
         # does not list as required shows up below as a non-finite design column
         mm = model_matrix(
-            spec.rhs, frame, na_action="ignore", output="numpy", context=dict(FORMULA_CONTEXT)
+            spec.rhs_formula,
+            frame,
+            na_action="ignore",
+            output="numpy",
+            context=dict(FORMULA_CONTEXT),
         )
     except Exception as exc:  # formulaic raises many error types for bad terms
         raise MmrmDataError(

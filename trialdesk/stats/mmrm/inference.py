@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from .data import MmrmData
 from .df import DfEngine
@@ -133,13 +133,13 @@ def t_table(
     """``labels`` with estimate, se, df, t, p (two-sided) and confidence limits."""
     tt = engine.t_tests(contrasts)
     t = tt.estimate / tt.se
-    q = stats.t.ppf(0.5 + conf_level / 2, tt.df)
+    q = special.stdtrit(tt.df, 0.5 + conf_level / 2)
     out = labels.reset_index(drop=True).copy()
     out["estimate"] = tt.estimate
     out["se"] = tt.se
     out["df"] = tt.df
     out["t"] = t
-    out["p"] = 2 * stats.t.sf(np.abs(t), tt.df)
+    out["p"] = 2 * special.stdtr(tt.df, -np.abs(t))
     out["lower"] = tt.estimate - q * tt.se
     out["upper"] = tt.estimate + q * tt.se
     return out
@@ -241,6 +241,6 @@ def type3_table(data: MmrmData, engine: DfEngine) -> pd.DataFrame:
             rows.append((name, 0, np.nan, np.nan, np.nan))
             continue
         test = engine.f_test(hyp)
-        p = float(stats.f.sf(test.f, test.num_df, test.den_df))
+        p = float(special.fdtrc(test.num_df, test.den_df, test.f))
         rows.append((name, test.num_df, test.den_df, test.f, p))
     return pd.DataFrame(rows, columns=["term", "num_df", "den_df", "F", "p"]).set_index("term")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from formulaic import Formula
@@ -106,6 +107,11 @@ class MmrmSpec:
         """The fixed-effects terms (right of ``~``; ``"1"`` when empty)."""
         return self.formula.split("~", 1)[1].strip() or "1"
 
+    @cached_property
+    def rhs_formula(self) -> Formula:
+        """The parsed right-hand side."""
+        return Formula(self.rhs)
+
     def problems(self) -> list[str]:
         """Every problem of the specification (empty when valid)."""
         problems = self._formula_problems()
@@ -144,7 +150,7 @@ class MmrmSpec:
         if not outcome or any(ch in outcome for ch in "()+*:|^/`"):
             return [f"formula outcome must be a single column name, got {outcome!r}"]
         try:
-            Formula(self.rhs)
+            self.rhs_formula  # noqa: B018 - parsing is the check
         except Exception as exc:  # formulaic raises several syntax error types
             return [f"formula right-hand side {self.rhs!r} does not parse: {exc}"]
         return []
