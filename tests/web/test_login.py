@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from tests.conftest import PASSWORD
@@ -87,10 +88,13 @@ def test_a_user_creates_and_revokes_an_api_token_on_the_tokens_page(client, paul
     page = client.post(reverse("api_tokens"), {"name": "analysis laptop"}).content.decode()
     token = ApiToken.objects.get(user=paul)
     assert 'data-testid="new-token"' in page and token.prefix in page
-    assert client.get("/api/v1/me", HTTP_AUTHORIZATION="Bearer x").status_code == 401
+    plain = page.split('data-testid="new-token">', 1)[1].split("<", 1)[0]
+    anonymous = Client()
+    assert anonymous.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {plain}").status_code == 200
     client.post(reverse("api_tokens"), {"revoke": token.pk})
     token.refresh_from_db()
     assert token.revoked_at is not None
+    assert anonymous.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {plain}").status_code == 401
 
 
 def test_an_empty_token_name_is_refused_with_the_field_named(client, paul):
