@@ -4,6 +4,8 @@ consent, screen failure; cross-site access and identity hiding first."""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -12,6 +14,7 @@ from tests.screening.screening_data import CRITERIA, eligible_data
 from trialdesk.audit.models import AuditEvent
 from trialdesk.screening import eligibility, services
 from trialdesk.screening.models import ConsentRecord, IdentityRecord, ScreeningEntry, Subject
+from trialdesk.web.i18n import compile_catalogs
 
 pytestmark = pytest.mark.django_db
 
@@ -287,18 +290,14 @@ def test_reassessment_through_the_page_is_prefilled_and_adds_a_row(client, clair
 
 
 @pytest.fixture
-def french_catalog(settings):
-    """The French catalogue compiled as ``trialdesk setup`` does, then loaded afresh."""
-    from django.utils.translation import trans_real
-
-    from trialdesk.web.i18n import compile_catalogs
-
-    compile_catalogs([settings.LOCALE_PATHS[0]])
-    trans_real._translations = {}
-    trans_real._default = None
-    yield
-    trans_real._translations = {}
-    trans_real._default = None
+def french_catalog(settings, tmp_path):
+    """The French catalogue compiled as ``trialdesk setup`` does, into a temporary directory."""
+    source = Path(settings.LOCALE_PATHS[0]) / "fr" / "LC_MESSAGES" / "django.po"
+    target = tmp_path / "fr" / "LC_MESSAGES"
+    target.mkdir(parents=True)
+    shutil.copy(source, target / "django.po")
+    compile_catalogs([tmp_path])
+    settings.LOCALE_PATHS = [tmp_path]  # Django drops its cached catalogues on this change
 
 
 def test_the_pages_are_in_french(client, claire, ns_dupi, tls, french_catalog):
