@@ -54,6 +54,7 @@ class MmrmData:
     terms : the model terms (without the intercept).
     model_spec : the formulaic model spec (to build design rows for new data).
     factor_levels : levels of each factor of the formula, in model order.
+    numeric_factors : factors coded from a numeric column by the formula (``C(x)``).
     covariate_means : mean of each numeric variable of the formula over the analysis rows.
     factor_codes : (n, n_factors) level codes of the factors, for proportional weights.
     n_input_rows, n_missing_outcome, n_incomplete : row accounting.
@@ -69,6 +70,7 @@ class MmrmData:
     terms: tuple[ModelTerm, ...]
     model_spec: ModelSpec
     factor_levels: dict[str, tuple[object, ...]]
+    numeric_factors: frozenset[str]
     covariate_means: dict[str, float]
     factor_codes: np.ndarray
     n_input_rows: int
@@ -121,7 +123,7 @@ def _as_factor(column: pd.Series) -> pd.Series:
 
 def _complete_cases(
     data: pd.DataFrame, spec: MmrmSpec, rhs_vars: set[str], visits: tuple[object, ...]
-) -> tuple[pd.DataFrame, int, int]:
+) -> tuple[pd.DataFrame, np.ndarray, int, int]:
     columns = list(dict.fromkeys([spec.outcome, spec.subject, spec.visit, *sorted(rhs_vars)]))
     frame = data[columns]
     keep = frame[spec.outcome].notna().to_numpy()
@@ -141,12 +143,14 @@ def _complete_cases(
     if problems:
         raise MmrmDataError(problems)
     visit = frame[spec.visit]
-    if not (isinstance(visit.dtype, pd.CategoricalDtype) and tuple(visit.cat.categories) == visits):
-        frame = frame.assign(**{spec.visit: pd.Categorical(visit, categories=list(visits))})
-    counts = np.bincount(frame[spec.visit].cat.codes.to_numpy(), minlength=len(visits))
+    if isinstance(visit.dtype, pd.CategoricalDtype) and tuple(visit.cat.categories) == visits:
+        visit_codes = visit.cat.codes.to_numpy()
+    else:
+        visit_codes = pd.Categorical(visit, categories=list(visits)).codes
+    counts = np.bincount(visit_codes, minlength=len(visits))
     if np.any(counts == 0):
         raise EmptyVisitError(spec.visit, [v for v, c in zip(visits, counts, strict=True) if not c])
-    return frame, n_missing, n_incomplete
+    return frame, visit_codes, n_missing, n_incomplete
 
 
 def _aliased_columns(x: np.ndarray, names: tuple[str, ...]) -> list[str]:
@@ -223,12 +227,11 @@ def prepare_data(data: pd.DataFrame, spec: MmrmSpec) -> MmrmData:
     rhs_vars = set(spec.rhs_formula.required_variables)
     _check_columns(data, spec, rhs_vars)
     visits = _visit_levels(data[spec.visit])
-    frame, n_missing, n_incomplete = _complete_cases(data, spec, rhs_vars, visits)
+    frame, visit_codes, n_missing, n_incomplete = _complete_cases(data, spec, rhs_vars, visits)
     updates = {
         v: _as_factor(frame[v])
         for v in rhs_vars
-        if v != spec.visit
-        and (
+        if (
             not pd.api.types.is_numeric_dtype(frame[v].dtype)
             or pd.api.types.is_bool_dtype(frame[v].dtype)
         )
@@ -268,6 +271,7 @@ def prepare_data(data: pd.DataFrame, spec: MmrmSpec) -> MmrmData:
     }
     factor_levels = {}
     factor_codes = []
+    numeric_factors = set()
     for v in sorted(factor_vars):
         col = frame[v]
         if isinstance(col.dtype, pd.CategoricalDtype):
@@ -277,18 +281,20 @@ def prepare_data(data: pd.DataFrame, spec: MmrmSpec) -> MmrmData:
             levels, codes = np.unique(col.to_numpy(), return_inverse=True)
             factor_levels[v] = tuple(levels.tolist())
             factor_codes.append(codes)
+            numeric_factors.add(v)
     subject_codes, subject_labels = pd.factorize(frame[spec.subject])
     return MmrmData(
         x=x,
         y=frame[spec.outcome].to_numpy(dtype=float),
         subject_codes=subject_codes,
         subject_labels=np.asarray(subject_labels),
-        visit_codes=frame[spec.visit].cat.codes.to_numpy(),
+        visit_codes=visit_codes,
         visits=visits,
         column_names=names,
         terms=_terms(model_spec, factor_vars, data_vars),
         model_spec=model_spec,
         factor_levels=factor_levels,
+        numeric_factors=frozenset(numeric_factors),
         covariate_means={v: float(frame[v].mean()) for v in sorted(data_vars - factor_vars)},
         factor_codes=np.column_stack(factor_codes) if factor_codes else np.empty((len(frame), 0)),
         n_input_rows=len(data),

@@ -106,6 +106,7 @@ def fit_mmrm_spec(data: pd.DataFrame, spec: MmrmSpec) -> MmrmFit:
             stacklevel=2,
         )
     state = build_model_state(stats, structure, theta, reml=reml)
+    theta.setflags(write=False)
     return MmrmFit(
         spec=spec,
         data=prepared,

@@ -58,7 +58,7 @@ class _Grid:
         for j, f in enumerate(self.factors):
             levels = data.factor_levels[f]
             values = np.asarray(levels, dtype=object)[self.codes[:, j]]
-            if all(isinstance(v, int | float | np.number) for v in levels):
+            if f in data.numeric_factors:
                 frame[f] = values.astype(float)
             else:
                 frame[f] = pd.Categorical(values, categories=list(levels))
@@ -98,6 +98,8 @@ def lsmeans_matrix(
     Rows are ordered by the ``by`` factors (slowest) then the ``specs`` factors, each in
     level order.
     """
+    if not _names(specs):
+        raise MmrmInferenceError("specs must name at least one factor")
     group = _names(by) + _names(specs)
     _check_factors(data, group)
     if weights not in ("equal", "proportional"):
@@ -106,7 +108,7 @@ def lsmeans_matrix(
     x = grid.design(data, data.covariate_means)
     idx = [grid.factors.index(g) for g in group]
     sizes = [len(data.factor_levels[g]) for g in group]
-    group_of_row = np.ravel_multi_index(tuple(grid.codes[:, idx].T), sizes) if idx else None
+    group_of_row = np.ravel_multi_index(tuple(grid.codes[:, idx].T), sizes)
     n_groups = int(np.prod(sizes))
     if weights == "equal":
         w = np.ones(grid.codes.shape[0])
@@ -120,7 +122,7 @@ def lsmeans_matrix(
         else:
             w = np.ones(grid.codes.shape[0])
     assign = np.zeros((n_groups, grid.codes.shape[0]))
-    assign[group_of_row if group_of_row is not None else 0, np.arange(grid.codes.shape[0])] = w
+    assign[group_of_row, np.arange(grid.codes.shape[0])] = w
     assign /= assign.sum(axis=1, keepdims=True)
     levels = list(itertools.product(*[data.factor_levels[g] for g in group]))
     frame = pd.DataFrame(levels, columns=list(group))

@@ -147,6 +147,8 @@ def build_model_state(
     hessian4, sandwich = hessian_tensor(stats, ev)
     natural = structure.natural(theta)
     k = ev.beta.shape[0]
+    for array in (ev.beta, ev.vcov, ev.sigma, ev.u):
+        array.setflags(write=False)
     return ModelState(
         stats=stats,
         reml=reml,
