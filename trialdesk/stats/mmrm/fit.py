@@ -31,6 +31,14 @@ def moment_covariance(stats: PatternStatistics) -> np.ndarray:
 
     Pairwise-available residual cross products, correlations shrunk towards zero until the
     smallest eigenvalue of the correlation matrix is at least 0.05.
+
+    Examples
+    --------
+    >>> from trialdesk.stats.mmrm import example_data, fit_mmrm
+    >>> fit = fit_mmrm(example_data(), "y ~ arm * visit", subject="id", visit="visit")
+    >>> start = moment_covariance(fit.state.stats)
+    >>> start.shape, bool(np.linalg.eigvalsh(start)[0] > 0)
+    ((3, 3), True)
     """
     eye = stats.pair_masks * np.eye(stats.n_visits)
     a = stats.quad(eye)

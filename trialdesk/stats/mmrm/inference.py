@@ -97,6 +97,16 @@ def lsmeans_matrix(
 
     Rows are ordered by the ``by`` factors (slowest) then the ``specs`` factors, each in
     level order.
+
+    Examples
+    --------
+    >>> from trialdesk.stats.mmrm import example_data, fit_mmrm
+    >>> fit = fit_mmrm(example_data(), "y ~ arm * visit", subject="id", visit="visit")
+    >>> frame, lmat = lsmeans_matrix(fit.data, "arm", by="visit")
+    >>> frame.shape, lmat.shape
+    ((6, 2), (6, 6))
+    >>> lmat[1].tolist()  # TRT at V1
+    [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
     """
     if not _names(specs):
         raise MmrmInferenceError("specs must name at least one factor")
@@ -132,7 +142,16 @@ def lsmeans_matrix(
 def t_table(
     engine: DfEngine, contrasts: np.ndarray, labels: pd.DataFrame, conf_level: float
 ) -> pd.DataFrame:
-    """``labels`` with estimate, se, df, t, p (two-sided) and confidence limits."""
+    """``labels`` with estimate, se, df, t, p (two-sided) and confidence limits.
+
+    Examples
+    --------
+    >>> from trialdesk.stats.mmrm import example_data, fit_mmrm
+    >>> fit = fit_mmrm(example_data(), "y ~ arm * visit", subject="id", visit="visit")
+    >>> labels = pd.DataFrame({"term": ["Intercept"]})
+    >>> list(t_table(fit.engine, np.eye(6)[:1], labels, 0.95).columns)
+    ['term', 'estimate', 'se', 'df', 't', 'p', 'lower', 'upper']
+    """
     tt = engine.t_tests(contrasts)
     t = tt.estimate / tt.se
     q = special.stdtrit(tt.df, 0.5 + conf_level / 2)
@@ -157,7 +176,17 @@ def contrast_table(
     weights: str,
     conf_level: float,
 ) -> pd.DataFrame:
-    """Each level of ``specs`` minus ``reference`` (default: first level), per ``by`` group."""
+    """Each level of ``specs`` minus ``reference`` (default: first level), per ``by`` group.
+
+    Examples
+    --------
+    >>> from trialdesk.stats.mmrm import example_data, fit_mmrm
+    >>> fit = fit_mmrm(example_data(), "y ~ arm * visit", subject="id", visit="visit")
+    >>> table = contrast_table(fit.data, fit.engine, "visit", None, reference="V1",
+    ...                        weights="equal", conf_level=0.95)
+    >>> table["contrast"].tolist()
+    ['V2 - V1', 'V3 - V1']
+    """
     if not isinstance(specs, str):
         raise MmrmInferenceError(f"contrasts take one factor in specs, got {specs!r}")
     frame, lmat = lsmeans_matrix(data, specs, by, weights)
@@ -198,7 +227,15 @@ def _independent_rows(mat: np.ndarray) -> np.ndarray:
 
 
 def type3_matrices(data: MmrmData) -> dict[str, np.ndarray]:
-    """The SAS-style Type III hypothesis matrix of each term (see module docstring)."""
+    """The SAS-style Type III hypothesis matrix of each term (see module docstring).
+
+    Examples
+    --------
+    >>> from trialdesk.stats.mmrm import example_data, fit_mmrm
+    >>> fit = fit_mmrm(example_data(), "y ~ arm * visit", subject="id", visit="visit")
+    >>> {term: hyp.shape for term, hyp in type3_matrices(fit.data).items()}
+    {'arm': (1, 6), 'visit': (2, 6), 'arm:visit': (2, 6)}
+    """
     grid = _Grid.of(data)
     zero = dict.fromkeys(data.covariate_means, 0.0)
     designs: dict[frozenset[str], np.ndarray] = {}
@@ -236,7 +273,15 @@ def type3_matrices(data: MmrmData) -> dict[str, np.ndarray]:
 
 
 def type3_table(data: MmrmData, engine: DfEngine) -> pd.DataFrame:
-    """F tests per term: num_df, den_df, F, p."""
+    """F tests per term: num_df, den_df, F, p.
+
+    Examples
+    --------
+    >>> from trialdesk.stats.mmrm import example_data, fit_mmrm
+    >>> fit = fit_mmrm(example_data(), "y ~ arm * visit", subject="id", visit="visit")
+    >>> list(type3_table(fit.data, fit.engine).columns)
+    ['num_df', 'den_df', 'F', 'p']
+    """
     rows = []
     for name, hyp in type3_matrices(data).items():
         if hyp.shape[0] == 0:

@@ -101,6 +101,14 @@ def evaluate(stats: PatternStatistics, sigma: np.ndarray, *, reml: bool) -> Eval
     ------
     NotPositiveDefiniteError
         When ``sigma`` (restricted to some pattern) or ``X' V^-1 X`` is not positive definite.
+
+    Examples
+    --------
+    >>> from trialdesk.stats.mmrm import example_data, fit_mmrm
+    >>> fit = fit_mmrm(example_data(), "y ~ arm * visit", subject="id", visit="visit")
+    >>> ev = evaluate(fit.state.stats, fit.state.sigma, reml=True)
+    >>> bool(np.isclose(-0.5 * ev.value, fit.loglik)), ev.gradient.shape
+    (True, (3, 3))
     """
     u, logdet = _pattern_inverses(stats, sigma)
     a = stats.quad(u)
@@ -141,6 +149,14 @@ def hessian_tensor(stats: PatternStatistics, ev: Evaluation) -> tuple[np.ndarray
     sandwich : numpy.ndarray
         (T, T, K, K), ``sum_i (U_i Z_i)[s] (U_i Z_i)[t]'`` (its X block is
         ``X' V^-1 E_st V^-1 X``), reused by the degrees-of-freedom methods.
+
+    Examples
+    --------
+    >>> from trialdesk.stats.mmrm import example_data, fit_mmrm
+    >>> fit = fit_mmrm(example_data(), "y ~ arm * visit", subject="id", visit="visit")
+    >>> ev = evaluate(fit.state.stats, fit.state.sigma, reml=True)
+    >>> [a.shape for a in hessian_tensor(fit.state.stats, ev)]
+    [(3, 3, 3, 3), (3, 3, 7, 7)]
     """
     u = ev.u
     k = ev.beta.shape[0]
@@ -171,14 +187,35 @@ def hessian_tensor(stats: PatternStatistics, ev: Evaluation) -> tuple[np.ndarray
 
 
 def parameter_gradient(ev: Evaluation, deriv: CovarianceDerivatives) -> np.ndarray:
-    """Gradient (n,) of the criterion in the parameters of ``deriv``."""
+    """Gradient (n,) of the criterion in the parameters of ``deriv``.
+
+    Examples
+    --------
+    >>> from trialdesk.stats.mmrm import example_data, fit_mmrm
+    >>> fit = fit_mmrm(example_data(), "y ~ arm * visit", subject="id", visit="visit")
+    >>> ev = evaluate(fit.state.stats, fit.state.sigma, reml=True)
+    >>> deriv = fit.structure.theta_derivatives(fit.theta)
+    >>> bool(np.abs(parameter_gradient(ev, deriv)).max() < 1e-4)  # at the optimum
+    True
+    """
     return np.einsum("kst,st->k", deriv.d1, ev.gradient)
 
 
 def parameter_hessian(
     hessian: np.ndarray, ev: Evaluation, deriv: CovarianceDerivatives
 ) -> np.ndarray:
-    """Hessian (n, n) of the criterion in the parameters of ``deriv``."""
+    """Hessian (n, n) of the criterion in the parameters of ``deriv``.
+
+    Examples
+    --------
+    >>> from trialdesk.stats.mmrm import example_data, fit_mmrm
+    >>> fit = fit_mmrm(example_data(), "y ~ arm * visit", subject="id", visit="visit")
+    >>> ev = evaluate(fit.state.stats, fit.state.sigma, reml=True)
+    >>> h4, _ = hessian_tensor(fit.state.stats, ev)
+    >>> h = parameter_hessian(h4, ev, fit.structure.theta_derivatives(fit.theta))
+    >>> h.shape, bool(np.linalg.eigvalsh(h)[0] > 0)
+    ((6, 6), True)
+    """
     n = deriv.d1.shape[0]
     t = ev.sigma.shape[0]
     d1 = deriv.d1.reshape(n, t * t)

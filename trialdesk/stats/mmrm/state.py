@@ -141,6 +141,14 @@ def build_model_state(
     ------
     ConvergenceError
         When the Hessian at ``theta`` is not positive definite.
+
+    Examples
+    --------
+    >>> from trialdesk.stats.mmrm import example_data, fit_mmrm
+    >>> fit = fit_mmrm(example_data(), "y ~ arm * visit", subject="id", visit="visit")
+    >>> state = build_model_state(fit.state.stats, fit.structure, fit.theta, reml=True)
+    >>> bool(np.isclose(state.minus2_loglik, -2 * fit.loglik)), state.natural.names[:2]
+    (True, ('var(V1)', 'cov(V2,V1)'))
     """
     theta_deriv = structure.theta_derivatives(theta)
     ev = evaluate(stats, theta_deriv.sigma, reml=reml)

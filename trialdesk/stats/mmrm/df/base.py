@@ -49,6 +49,12 @@ class DfEngine(Protocol):
 
 
 def wald_f(beta: np.ndarray, vcov: np.ndarray, contrast: np.ndarray) -> float:
-    """``(L b)' (L V L')^-1 (L b) / q``."""
+    """``(L b)' (L V L')^-1 (L b) / q``.
+
+    Examples
+    --------
+    >>> round(wald_f(np.array([1.0, 2.0]), np.eye(2), np.eye(2)), 6)
+    2.5
+    """
     est = contrast @ beta
     return float(est @ np.linalg.solve(contrast @ vcov @ contrast.T, est)) / contrast.shape[0]

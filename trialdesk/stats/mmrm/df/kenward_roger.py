@@ -49,6 +49,17 @@ def kr_df(
     contrast : (q, k) full row rank.
     theta_vcov : (n, n) ``W``.
     p_mats : (n, k, k) ``P_i``.
+
+    Examples
+    --------
+    >>> from trialdesk.stats.mmrm import example_data, fit_mmrm
+    >>> fit = fit_mmrm(example_data(), "y ~ arm * visit", subject="id", visit="visit")
+    >>> state = fit.state
+    >>> interaction = np.eye(6)[4:]
+    >>> m, lam = kr_df(state.vcov, interaction, state.natural.covariance,
+    ...                state.p_matrices(state.natural))
+    >>> round(m, 2), round(lam, 4)
+    (50.77, 0.9812)
     """
     q = contrast.shape[0]
     theta = contrast.T @ np.linalg.solve(contrast @ vcov @ contrast.T, contrast)
@@ -68,7 +79,16 @@ def kr_df(
 
 
 def adjusted_vcov(state: ModelState, variant: Variant) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``Phi_A``, the ``P_i`` and ``W`` of the chosen parametrization."""
+    """``Phi_A``, the ``P_i`` and ``W`` of the chosen parametrization.
+
+    Examples
+    --------
+    >>> from trialdesk.stats.mmrm import example_data, fit_mmrm
+    >>> fit = fit_mmrm(example_data(), "y ~ arm * visit", subject="id", visit="visit")
+    >>> adjusted, _, _ = adjusted_vcov(fit.state, "natural")
+    >>> bool(np.all(np.diag(adjusted) > np.diag(fit.state.vcov)))
+    True
+    """
     param = state.unconstrained if variant == "unconstrained" else state.natural
     phi = state.vcov
     w = param.covariance
@@ -125,6 +145,13 @@ def build(state: ModelState, variant: Variant = "natural") -> KenwardRogerEngine
     ------
     MmrmInferenceError
         For an ML fit (Kenward-Roger is defined for REML only).
+
+    Examples
+    --------
+    >>> from trialdesk.stats.mmrm import example_data, fit_mmrm
+    >>> fit = fit_mmrm(example_data(), "y ~ arm * visit", subject="id", visit="visit")
+    >>> build(fit.state).name, build(fit.state, "linear").name
+    ('kenward-roger', 'kenward-roger-linear')
     """
     if not state.reml:
         raise MmrmInferenceError("Kenward-Roger degrees of freedom need a REML fit (method='reml')")
@@ -136,5 +163,13 @@ def build(state: ModelState, variant: Variant = "natural") -> KenwardRogerEngine
 
 
 def build_linear(state: ModelState) -> KenwardRogerEngine:
-    """The linear Kenward-Roger engine (no second-derivative term)."""
+    """The linear Kenward-Roger engine (no second-derivative term).
+
+    Examples
+    --------
+    >>> from trialdesk.stats.mmrm import example_data, fit_mmrm
+    >>> fit = fit_mmrm(example_data(), "y ~ arm * visit", subject="id", visit="visit")
+    >>> build_linear(fit.state).name
+    'kenward-roger-linear'
+    """
     return build(state, "linear")

@@ -32,5 +32,13 @@ class ResidualEngine:
 
 
 def build(state: ModelState) -> ResidualEngine:
-    """The residual-df engine of a fitted model."""
+    """The residual-df engine of a fitted model.
+
+    Examples
+    --------
+    >>> from trialdesk.stats.mmrm import example_data, fit_mmrm
+    >>> fit = fit_mmrm(example_data(), "y ~ arm * visit", subject="id", visit="visit")
+    >>> build(fit.state).df_residual  # 157 observations, 6 coefficients
+    151.0
+    """
     return ResidualEngine(state.beta, state.vcov, float(state.n_obs - state.n_beta))

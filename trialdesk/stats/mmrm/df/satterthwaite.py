@@ -72,6 +72,14 @@ class SatterthwaiteEngine:
 
 
 def build(state: ModelState) -> SatterthwaiteEngine:
-    """The Satterthwaite engine of a fitted model (natural parametrization)."""
+    """The Satterthwaite engine of a fitted model (natural parametrization).
+
+    Examples
+    --------
+    >>> from trialdesk.stats.mmrm import example_data, fit_mmrm
+    >>> fit = fit_mmrm(example_data(), "y ~ arm * visit", subject="id", visit="visit")
+    >>> build(fit.state).t_tests(np.eye(6)[:1]).df.round(2)
+    array([50.94])
+    """
     param = state.natural
     return SatterthwaiteEngine(state.beta, state.vcov, state.vcov_jacobian(param), param.covariance)
