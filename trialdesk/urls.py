@@ -22,6 +22,7 @@ urlpatterns = [
     path("account/tokens/", views.api_tokens, name="api_tokens"),
     path("healthz", views.healthz, name="healthz"),
     path("studies/<slug:study>/", include("trialdesk.web.urls_screening")),
+    path("studies/<slug:study>/", include("trialdesk.web.urls_randomization")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", web_admin.site.urls),
     path("api/v1/", api.urls),

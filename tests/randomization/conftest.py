@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from trial_world import NCK_ARMS, TLS_ARMS, make_subject, random_kits, receive_all, write_list
+
+from tests.randomization.trial_world import (
+    NCK_ARMS,
+    TLS_ARMS,
+    make_subject,
+    random_kits,
+    receive_all,
+    write_list,
+)
 
 
 @pytest.fixture(autouse=True)

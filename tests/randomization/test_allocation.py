@@ -8,8 +8,8 @@ import json
 
 import pytest
 from django.utils import timezone
-from trial_world import NCK_ARMS, TLS_ARMS
 
+from tests.randomization.trial_world import NCK_ARMS, TLS_ARMS
 from trialdesk.audit.models import AuditEvent
 from trialdesk.randomization.allocation import randomize, refusal_reasons
 from trialdesk.randomization.errors import (

@@ -29,7 +29,8 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
-from trial_world import make_subject, random_blocks, random_kits, write_list
+
+from tests.randomization.trial_world import make_subject, random_blocks, random_kits, write_list
 
 REPO = Path(__file__).resolve().parents[2]
 N_SUBJECTS = 50

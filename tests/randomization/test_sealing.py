@@ -6,8 +6,8 @@ import hashlib
 import json
 
 import pytest
-from trial_world import NCK_ARMS, TLS_ARMS, random_kits, write_list
 
+from tests.randomization.trial_world import NCK_ARMS, TLS_ARMS, random_kits, write_list
 from trialdesk.audit.models import AuditEvent
 from trialdesk.randomization.errors import BlindingError, ListImportError, SealError
 from trialdesk.randomization.models import SealedKit, SealedList, SealedRow

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from django.utils import timezone
 
+#: The password of the personas of ``tests/conftest.py`` (re-entered to unblind).
+PERSONA_PASSWORD = "correct horse battery staple 42"
 TLS_ARMS = ["DUPI", "PBO", "DUPI", "PBO", "DUPI", "DUPI"]
 NCK_ARMS = ["PBO", "DUPI", "DUPI"]
 SCREENING_DATE = dt.date(2025, 3, 15)
