@@ -156,3 +156,71 @@ def test_covariance_parameters_are_named_naturally(structured_fits: dict[str, Mm
     assert list(structured_fits["ar1"].covariance_parameters.index) == ["variance", "rho"]
     params = structured_fits["us"].covariance_parameters
     assert params["cov(VIS2,VIS1)"] == pytest.approx(structured_fits["us"].covariance.iloc[1, 0])
+
+
+# -- SAS ddfm=kr and kr(linear) for structured covariances ---------------------------------
+# SAS PROC MIXED output stored in the mmrm repository (transcribed with provenance in
+# data/mmrm_sas_kr_covtypes.json), FEV1 ~ ARMCD. For the non-linear ar(1) and arh(1) SAS's kr
+# and kr(linear) differ in the SE: the second-derivative term in SAS's natural parameters.
+SAS_KR = json.loads((Path(__file__).parent / "data" / "mmrm_sas_kr_covtypes.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def armcd_fits(fev: pd.DataFrame) -> dict[str, MmrmFit]:
+    return {
+        name: fit_mmrm(
+            fev,
+            "FEV1 ~ ARMCD",
+            subject="USUBJID",
+            visit="AVISIT",
+            covariance=name,
+            df_method="kenward-roger",
+        )  # fmt: skip
+        for name in ("ar1", "ar1h", "toep", "toeph")
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "variant"),
+    [("ar1", "kr"), ("ar1", "kr_linear"), ("ar1h", "kr"), ("ar1h", "kr_linear"), ("toep", "kr")],
+)
+def test_kenward_roger_matches_sas_for_structures(
+    armcd_fits: dict[str, MmrmFit], name: str, variant: str
+) -> None:
+    """Full-precision SAS output: SAS's own optimum differs slightly (estimates ~2e-5)."""
+    method = {"kr": "kenward-roger", "kr_linear": "kenward-roger-linear"}[variant]
+    diff = armcd_fits[name].with_df_method(method).contrasts("ARMCD").iloc[0]
+    expected = SAS_KR[name][variant]
+    assert diff["estimate"] == pytest.approx(expected["estimate"], abs=1e-4)
+    assert diff["se"] == pytest.approx(expected["se"], rel=1e-4)
+    assert diff["df"] == pytest.approx(expected["df"], abs=0.1)
+    assert diff["lower"] == pytest.approx(expected["lower"], abs=1e-3)
+
+
+def test_sas_kr_and_kr_linear_differ_as_in_sas(armcd_fits: dict[str, MmrmFit]) -> None:
+    for name in ("ar1", "ar1h"):
+        ours = [
+            armcd_fits[name].with_df_method(m).contrasts("ARMCD").iloc[0]["se"]
+            for m in ("kenward-roger", "kenward-roger-linear")
+        ]
+        theirs = [SAS_KR[name][v]["se"] for v in ("kr", "kr_linear")]
+        assert ours[1] - ours[0] == pytest.approx(theirs[1] - theirs[0], rel=0.01)
+
+
+@pytest.mark.parametrize("variant", ["kr", "kr_linear"])
+def test_heterogeneous_toeplitz_matches_sas_listing(
+    armcd_fits: dict[str, MmrmFit], variant: str
+) -> None:
+    """Printed precision (4 decimals, integer df, F with 2 decimals)."""
+    fit = armcd_fits["toeph"]
+    expected = SAS_KR["toeph"]
+    assert -2 * fit.loglik == pytest.approx(expected["minus2_res_loglik"], abs=1e-3)
+    for param, value in expected["covariance_parameters"].items():
+        assert fit.covariance_parameters[param] == pytest.approx(value, abs=2e-4 * max(1, value))
+    method = {"kr": "kenward-roger", "kr_linear": "kenward-roger-linear"}[variant]
+    other = fit.with_df_method(method)
+    diff = other.contrasts("ARMCD").iloc[0]
+    for key in ("estimate", "se", "lower", "upper"):
+        assert diff[key] == pytest.approx(expected[variant][key], abs=6e-5)
+    assert diff["df"] == pytest.approx(expected[variant]["df"], abs=0.6)
+    assert other.type3().loc["ARMCD", "F"] == pytest.approx(expected[variant]["F"], abs=0.005)
