@@ -294,3 +294,18 @@ def test_low_stock_warns_on_the_worklist(client, ns_dupi, sealed, new_subject, c
     assert 'data-testid="low-stock-TLS"' in page
     receive_all(ns_dupi, "TLS", 1)
     assert 'data-testid="low-stock-TLS"' not in _page(client.get(_url("worklist")))
+
+
+def test_the_pages_speak_french(client, stocked, new_subject, claire):
+    subject = new_subject("TLS")
+    client.force_login(claire)
+    client.post(reverse("set_language"), {"language": "fr", "next": "/"})
+    page = _page(client.get(_url("randomize", subject.subject_id)))
+    assert "Vérifications" in page and "Consentement signé valide" in page and "Randomiser" in page
+    client.post(_url("randomize", subject.subject_id), {"d0_date": TODAY().isoformat()})
+    treatment = _page(client.get(_url("treatment", subject.subject_id)))
+    assert "Numéro de randomisation" in treatment and "randomisé : TLS-R001" in treatment
+    assert "Visites d'administration" in treatment and "Semaine 2" in treatment
+    schedule = _page(client.get(_url("schedule", subject.subject_id)))
+    assert "Calendrier des visites" in schedule and "à venir" in schedule
+    assert "Liste de travail" in _page(client.get(_url("worklist")))

@@ -107,7 +107,7 @@ def make_subject(study, site_code, *, taker, consent=True, **data_changes):
     from trialdesk.screening.services import record_consent, screen
 
     site = study.sites.get(code=site_code)
-    subject = screen(study, site, eligible_data(**data_changes), by=None).subject
+    subject = screen(study, site, eligible_data(**data_changes), by=taker).subject
     if consent:
         signed = timezone.make_aware(dt.datetime(2025, 3, 15, 10, 0))
         record_consent(subject, consent_document(study), signed, obtained_by=taker, by=None)

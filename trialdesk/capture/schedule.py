@@ -295,6 +295,7 @@ def deviations_of(subject: Subject) -> list[ProtocolDeviation]:
 
 
 def _open_visit(subject: Subject, code: str) -> Visit:
+    subject = Subject.objects.select_for_update().get(pk=subject.pk)
     if subject.status != SubjectStatus.RANDOMIZED:
         raise ScheduleError("subject", f"{subject.subject_id} is {subject.status}, not randomized")
     visit = Visit.objects.select_for_update().filter(subject=subject, code=code).first()

@@ -133,6 +133,7 @@ def randomize(subject: Subject, *, by: Any, on: dt.date | None = None) -> Random
     reasons = refusal_reasons(subject)
     if reasons:
         raise reasons[0]
+    given = subject
     with transaction.atomic():
         # Lock the subject row only (``of``): locking its site too would queue every
         # randomization of the site behind one another and hide the row claim below.
@@ -184,6 +185,7 @@ def randomize(subject: Subject, *, by: Any, on: dt.date | None = None) -> Random
             dispensation = dispense(subject, first_visit, by=by, on=on)
             kits = tuple(dispensation.kits.order_by("number").values_list("number", flat=True))
         subject_randomized.send(sender=Allocation, allocation=allocation, by=by)
+    given.status = subject.status
     return Randomized(
         subject_id=subject.subject_id,
         randomization_number=allocation.randomization_number,
