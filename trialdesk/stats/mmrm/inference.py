@@ -87,6 +87,18 @@ def _check_factors(data: MmrmData, names: Sequence[str]) -> None:
         raise MmrmInferenceError(f"factors {list(names)} are named twice")
 
 
+def _grid_weights(data: MmrmData, grid: _Grid, group: Sequence[int]) -> np.ndarray:
+    """Proportional weights: how often each grid row's combination of the factors not in
+    ``group`` occurs in the data (emmeans ``"proportional"``, SAS ``OM``)."""
+    others = [j for j in range(len(grid.factors)) if j not in group]
+    if not others:
+        return np.ones(len(grid.codes))
+    sizes = [len(data.factor_levels[grid.factors[j]]) for j in others]
+    observed = np.ravel_multi_index(tuple(data.factor_codes[:, others].T), sizes)
+    freq = np.bincount(observed, minlength=int(np.prod(sizes))).astype(float)
+    return freq[np.ravel_multi_index(tuple(grid.codes[:, others].T), sizes)]
+
+
 def lsmeans_matrix(
     data: MmrmData,
     specs: str | Sequence[str],
@@ -120,17 +132,7 @@ def lsmeans_matrix(
     sizes = [len(data.factor_levels[g]) for g in group]
     group_of_row = np.ravel_multi_index(tuple(grid.codes[:, idx].T), sizes)
     n_groups = int(np.prod(sizes))
-    if weights == "equal":
-        w = np.ones(grid.codes.shape[0])
-    else:
-        others = [j for j in range(len(grid.factors)) if j not in idx]
-        other_sizes = [len(data.factor_levels[grid.factors[j]]) for j in others]
-        if others:
-            observed = np.ravel_multi_index(tuple(data.factor_codes[:, others].T), other_sizes)
-            freq = np.bincount(observed, minlength=int(np.prod(other_sizes))).astype(float)
-            w = freq[np.ravel_multi_index(tuple(grid.codes[:, others].T), other_sizes)]
-        else:
-            w = np.ones(grid.codes.shape[0])
+    w = _grid_weights(data, grid, idx) if weights == "proportional" else np.ones(len(grid.codes))
     assign = np.zeros((n_groups, grid.codes.shape[0]))
     assign[group_of_row, np.arange(grid.codes.shape[0])] = w
     assign /= assign.sum(axis=1, keepdims=True)
