@@ -265,3 +265,10 @@ def test_contrast_reference_must_be_a_level(data: pd.DataFrame) -> None:
 def test_kenward_roger_on_an_ml_fit_is_refused(data: pd.DataFrame) -> None:
     with pytest.raises(MmrmSpecError, match="needs method='reml'"):
         fit(data, method="ml").with_df_method("kenward-roger")
+
+
+def test_type3_with_a_covariate_undefined_at_zero_is_refused(data: pd.DataFrame) -> None:
+    result = fit(data, "y ~ np.log(base) + arm * visit")
+    assert result.lsmeans("arm")["estimate"].notna().all()  # LS means use the covariate mean
+    with pytest.raises(MmrmInferenceError, match=r"covariates \['base'\] to 0"):
+        result.type3()

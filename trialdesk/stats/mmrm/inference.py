@@ -65,7 +65,8 @@ class _Grid:
         n = self.codes.shape[0]
         for name, value in covariates.items():
             frame[name] = np.full(n, value, dtype=float)
-        mm = data.model_spec.get_model_matrix(pd.DataFrame(frame), na_action="ignore")
+        with np.errstate(all="ignore"):  # non-finite rows are reported by the callers
+            mm = data.model_spec.get_model_matrix(pd.DataFrame(frame), na_action="ignore")
         return np.asarray(mm, dtype=float)
 
 
@@ -244,7 +245,14 @@ def type3_matrices(data: MmrmData) -> dict[str, np.ndarray]:
 
     def design_at(ones: frozenset[str]) -> np.ndarray:
         if ones not in designs:
-            designs[ones] = grid.design(data, {**zero, **dict.fromkeys(ones, 1.0)})
+            x = grid.design(data, {**zero, **dict.fromkeys(ones, 1.0)})
+            if not np.all(np.isfinite(x)):
+                raise MmrmInferenceError(
+                    f"Type III hypotheses set covariates {sorted(zero)} to 0 (and 1), where the "
+                    "design is not finite (a transformation such as log); transform or center "
+                    "the covariate in the data instead"
+                )
+            designs[ones] = x
         return designs[ones]
 
     out = {}
