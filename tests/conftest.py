@@ -10,6 +10,16 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_translations():
+    """Compile the French catalogs as `trialdesk setup` does, so a fresh clone tests in French."""
+    from django.conf import settings
+
+    from trialdesk.web.i18n import compile_catalogs
+
+    compile_catalogs(list(settings.LOCALE_PATHS))
+
+
 @pytest.fixture(autouse=True)
 def _plain_http(settings):
     """The test client speaks plain HTTP; production keeps the HTTPS redirect and secure cookies."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from study_texts import MINI_FORMS, MINI_STUDY
+from tests.protocol.study_texts import MINI_FORMS, MINI_STUDY
 
 from trialdesk.protocol import Problem, StudyFileError, load_study
 
