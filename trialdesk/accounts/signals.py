@@ -10,8 +10,10 @@ from django.contrib.auth.signals import user_logged_in, user_login_failed
 def _client(request: Any) -> dict[str, str]:
     if request is None:
         return {}
-    return {"ip": request.META.get("REMOTE_ADDR", ""),
-            "user_agent": request.META.get("HTTP_USER_AGENT", "")[:200]}
+    return {
+        "ip": request.META.get("REMOTE_ADDR", ""),
+        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:200],
+    }
 
 
 def on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
@@ -23,12 +25,20 @@ def on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 def on_login_failed(sender: Any, credentials: dict, request: Any = None, **kwargs: Any) -> None:
     from .services import audit_login_event
 
-    audit_login_event("auth.login_failed", username=str(credentials.get("username", ""))[:150],
-                      details=_client(request))
+    audit_login_event(
+        "auth.login_failed",
+        username=str(credentials.get("username", ""))[:150],
+        details=_client(request),
+    )
 
 
-def on_locked_out(sender: Any, request: Any = None, username: str | None = None,
-                  ip_address: str | None = None, **kwargs: Any) -> None:
+def on_locked_out(
+    sender: Any,
+    request: Any = None,
+    username: str | None = None,
+    ip_address: str | None = None,
+    **kwargs: Any,
+) -> None:
     from .services import audit_login_event
 
     audit_login_event("auth.lockout", username=(username or "")[:150], details=_client(request))
