@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from tests.protocol.study_texts import MINI_FORMS, MINI_STUDY
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
-from tests.protocol.study_texts import MINI_STUDY
 
+from tests.protocol.study_texts import MINI_STUDY
 from trialdesk.cli import main
 from trialdesk.protocol.commands import study
 

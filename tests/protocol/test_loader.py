@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.protocol.study_texts import MINI_FORMS, MINI_STUDY
 
+from tests.protocol.study_texts import MINI_FORMS, MINI_STUDY
 from trialdesk.protocol import Problem, StudyFileError, load_study
 
 
