@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Path, Router, Schema
+from ninja import Path, Router, Schema, Status
 from ninja.errors import HttpError
 
 from trialdesk.accounts import policy
@@ -258,14 +258,17 @@ def randomize(request: HttpRequest, study: Path[str], subject_id: str, payload: 
         result = allocation.randomize(subject, by=request.user, on=payload.d0_date)
     except _FAILURES as error:
         raise _refused(error) from None
-    return 201, {
-        "subject_id": result.subject_id,
-        "randomization_number": result.randomization_number,
-        "d0_date": result.d0_date,
-        "randomized_at": result.randomized_at,
-        "dispensed_visit": result.dispensed_visit,
-        "kit_numbers": list(result.kit_numbers),
-    }
+    return Status(
+        201,
+        {
+            "subject_id": result.subject_id,
+            "randomization_number": result.randomization_number,
+            "d0_date": result.d0_date,
+            "randomized_at": result.randomized_at,
+            "dispensed_visit": result.dispensed_visit,
+            "kit_numbers": list(result.kit_numbers),
+        },
+    )
 
 
 @router.post(
@@ -280,7 +283,7 @@ def dispense(request: HttpRequest, study: Path[str], subject_id: str, payload: D
         summary = treatment_summary(request.user, subject)
     except _FAILURES as error:
         raise _refused(error) from None
-    return 201, next(d for d in summary["dispensations"] if d["visit"] == payload.visit)
+    return Status(201, next(d for d in summary["dispensations"] if d["visit"] == payload.visit))
 
 
 @router.post(
@@ -311,7 +314,7 @@ def administer(
             given_by=given_by,
             by=request.user,
         )
-        return 201, treatment_summary(request.user, subject)
+        return Status(201, treatment_summary(request.user, subject))
     except _FAILURES as error:
         raise _refused(error) from None
 
@@ -329,12 +332,15 @@ def unblind(request: HttpRequest, study: Path[str], subject_id: str, payload: Un
         )
     except _FAILURES as error:
         raise _refused(error) from None
-    return 201, {
-        "subject_id": subject.subject_id,
-        "arm": {"code": result.arm.code, "name": result.arm.name(_language(request))},
-        "at": result.unblinding.at,
-        "notified": list(result.notified),
-    }
+    return Status(
+        201,
+        {
+            "subject_id": subject.subject_id,
+            "arm": {"code": result.arm.code, "name": result.arm.name(_language(request))},
+            "at": result.unblinding.at,
+            "notified": list(result.notified),
+        },
+    )
 
 
 @router.get("/unblindings", response=UnblindingsOut, summary="Unblinding counts (for the DSMB)")
@@ -382,7 +388,7 @@ def receive(request: HttpRequest, study: Path[str], site: str, payload: ReceiveI
         )
     except _FAILURES as error:
         raise _refused(error) from None
-    return 201, [{"number": k.number, "status": k.status} for k in kits]
+    return Status(201, [{"number": k.number, "status": k.status} for k in kits])
 
 
 @router.post(
