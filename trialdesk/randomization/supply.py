@@ -358,7 +358,7 @@ def record_administration(
     plan = regimen(subject.study)
     with transaction.atomic():
         kit = (
-            Kit.objects.select_for_update()
+            Kit.objects.select_for_update(of=("self",))
             .select_related("dispensation")
             .filter(study=subject.study, number=kit_number, subject=subject)
             .first()
