@@ -81,6 +81,7 @@ def _dispensation(item: Dispensation) -> dict[str, Any]:
             {
                 "number": kit.number,
                 "status": kit.status,
+                "status_label": str(kit.get_status_display()),
                 "administrations": [
                     {
                         "given_on": a.given_on,
