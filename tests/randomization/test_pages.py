@@ -309,3 +309,10 @@ def test_the_pages_speak_french(client, stocked, new_subject, claire):
     schedule = _page(client.get(_url("schedule", subject.subject_id)))
     assert "Calendrier des visites" in schedule and "à venir" in schedule
     assert "Liste de travail" in _page(client.get(_url("worklist")))
+
+
+def test_the_cohort_has_no_randomization_pages(client, studies, claire):
+    client.force_login(claire)
+    for name in ("pharmacy", "unblindings"):
+        assert client.get(reverse(f"randomization:{name}", args=["ns-cohort"])).status_code == 404
+    assert client.get(reverse("randomization:worklist", args=["ns-cohort"])).status_code == 200

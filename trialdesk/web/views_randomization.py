@@ -51,6 +51,15 @@ def _study(request: HttpRequest, code: str) -> Study:
     return study
 
 
+def _randomized_study(request: HttpRequest, code: str) -> Study:
+    """A study the user takes part in that randomizes and doses (not an observational cohort)."""
+    study = _study(request, code)
+    definition = study_definition(study)
+    if definition.randomization is None or definition.dosing is None or not definition.arms:
+        raise Http404(f"study {code!r} has no randomization")
+    return study
+
+
 def _subject(request: HttpRequest, study: Study, subject_id: str) -> Subject:
     subject = screening.find_subject(request.user, study, subject_id)
     if subject is None:
@@ -132,7 +141,7 @@ def _context(study: Study, subject: Subject | None = None, **extra: Any) -> dict
 @require_http_methods(["GET", "POST"])
 def randomize(request: HttpRequest, study: str, subject_id: str) -> HttpResponse:
     """The checks (randomized yet, eligible, consented, list and stratum), then randomization."""
-    found = _study(request, study)
+    found = _randomized_study(request, study)
     subject = _subject(request, found, subject_id)
     may_enter = policy.may_enter_data(request.user, subject.site)
     form = {"d0_date": timezone.localdate().isoformat()}
@@ -198,7 +207,7 @@ def _checks(subject: Subject, refusals: list[RandomizationError]) -> list[dict[s
 @require_http_methods(["GET", "POST"])
 def treatment(request: HttpRequest, study: str, subject_id: str) -> HttpResponse:
     """Allocation number, dosing visits with their kits, administrations, compliance."""
-    found = _study(request, study)
+    found = _randomized_study(request, study)
     subject = _subject(request, found, subject_id)
     errors: dict[str, str] = {}
     form: dict[str, str] = {}
@@ -357,7 +366,7 @@ def _is_investigator_at(user: Any, site: Site) -> bool:
 @require_http_methods(["GET", "POST"])
 def unblind(request: HttpRequest, study: str, subject_id: str) -> HttpResponse:
     """An investigator reveals one subject's arm: reason and password re-entered."""
-    found = _study(request, study)
+    found = _randomized_study(request, study)
     subject = _subject(request, found, subject_id)
     if not _is_investigator_at(request.user, subject.site):
         raise PermissionDenied(
@@ -400,7 +409,7 @@ def unblind(request: HttpRequest, study: str, subject_id: str) -> HttpResponse:
 @login_required
 def unblindings(request: HttpRequest, study: str) -> HttpResponse:
     """Unblinding counts by site (for the DSMB) and the events at the user's sites."""
-    found = _study(request, study)
+    found = _randomized_study(request, study)
     return render(
         request,
         "web/randomization/unblindings.html",
@@ -537,7 +546,7 @@ def worklist(request: HttpRequest, study: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def pharmacy(request: HttpRequest, study: str) -> HttpResponse:
     """A site's kit stock: receive (pharmacist), destroy (pharmacist), see what is where."""
-    found = _study(request, study)
+    found = _randomized_study(request, study)
     sites = list(policy.visible_sites(request.user, found))
     site = _site_param(request, found) or (sites[0] if sites else None)
     if site is None:
