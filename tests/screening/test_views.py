@@ -352,3 +352,15 @@ def test_other_roles_read_the_consent_documents_but_may_not_register_one(
     )
     assert response.status_code == 403
     assert services.consent_documents(ns_dupi).count() == 1
+
+
+def test_the_subject_page_shows_an_assessment_made_by_no_user(client, claire, ns_dupi, tls):
+    """Regression: an assessment recorded by the system (no user) made the page fail."""
+    from trialdesk.screening.models import EligibilityAssessment
+
+    subject = _subject(claire, ns_dupi, tls)
+    EligibilityAssessment.objects.filter(subject=subject).update(assessed_by=None)
+    client.force_login(claire)
+    response = client.get(_url("subject", subject.subject_id))
+    assert response.status_code == 200
+    assert "<td>–</td>" in response.content.decode()
