@@ -213,7 +213,7 @@ def test_the_openapi_schema_lists_the_screening_endpoints(client, claire, ns_dup
 
 
 def test_a_changed_study_file_is_409_not_500(client, claire, ns_dupi, tls, monkeypatch):
-    from trialdesk.screening.definitions import StudyDefinitionUnavailable
+    from trialdesk.protocol.definitions import StudyDefinitionUnavailable
 
     services.screen(ns_dupi, tls, eligible_data(nasa_total=None), by=claire)
 

@@ -16,9 +16,9 @@ from ninja.errors import HttpError
 
 from trialdesk.accounts import policy
 from trialdesk.protocol import ProtocolError
+from trialdesk.protocol.definitions import StudyDefinitionUnavailable
 from trialdesk.protocol.models import Study
 from trialdesk.screening import services as screening
-from trialdesk.screening.definitions import StudyDefinitionUnavailable
 from trialdesk.screening.models import Subject
 
 from . import schedule

@@ -22,9 +22,9 @@ from django.utils import timezone
 
 from trialdesk.accounts import policy
 from trialdesk.audit.services import record
+from trialdesk.protocol.definitions import study_definition
 from trialdesk.protocol.models import Site, Study
 from trialdesk.randomization.models import Allocation
-from trialdesk.screening.definitions import study_definition
 from trialdesk.screening.models import Subject, SubjectStatus
 
 from .models import (

@@ -25,8 +25,8 @@ from django.utils import timezone
 
 from trialdesk.accounts import policy
 from trialdesk.audit.services import record
+from trialdesk.protocol.definitions import study_definition
 from trialdesk.screening import services as screening
-from trialdesk.screening.definitions import study_definition
 from trialdesk.screening.models import Subject, SubjectStatus
 
 from .errors import AllocationRefused, NotAllowed, SealError, StratumExhausted

@@ -27,10 +27,10 @@ from trialdesk.accounts import policy
 from trialdesk.accounts.models import Membership, Role
 from trialdesk.audit.services import record
 from trialdesk.protocol import ProtocolError
+from trialdesk.protocol.definitions import StudyDefinitionUnavailable, study_definition
 from trialdesk.protocol.models import Site, Study
 
 from . import eligibility
-from .definitions import StudyDefinitionUnavailable, study_definition
 from .models import (
     ConsentDocument,
     ConsentRecord,

@@ -30,6 +30,7 @@ from trialdesk.accounts import policy
 from trialdesk.accounts.models import Role
 from trialdesk.capture import schedule
 from trialdesk.capture.models import Discontinuation, ExitKind
+from trialdesk.protocol.definitions import study_definition
 from trialdesk.protocol.models import Site, Study
 from trialdesk.randomization import allocation, supply, unblinding
 from trialdesk.randomization.errors import NotAllowed, RandomizationError
@@ -37,7 +38,6 @@ from trialdesk.randomization.models import InjectionSite, Kit, KitStatus
 from trialdesk.randomization.sealing import arms_of, kit_arms_for, stock_by_arm_for
 from trialdesk.randomization.summary import treatment_summary
 from trialdesk.screening import services as screening
-from trialdesk.screening.definitions import study_definition
 from trialdesk.screening.models import Subject
 
 # --------------------------------------------------------------------------------------------

@@ -27,11 +27,11 @@ from django.views.decorators.http import require_http_methods
 
 from trialdesk.accounts import policy
 from trialdesk.protocol import ProtocolError
+from trialdesk.protocol.definitions import StudyDefinitionUnavailable, study_definition
 from trialdesk.protocol.models import Site, Study
 from trialdesk.protocol.schema import Item
 from trialdesk.protocol.schema import Study as StudyDefinition
 from trialdesk.screening import eligibility, services
-from trialdesk.screening.definitions import StudyDefinitionUnavailable, study_definition
 from trialdesk.screening.models import EligibilityAssessment, Outcome, Subject
 
 NEVER_SUFFIX = "__never"
