@@ -101,3 +101,16 @@ def test_an_empty_token_name_is_refused_with_the_field_named(client, paul):
     _login(client, "paul")
     page = client.post(reverse("api_tokens"), {"name": "  "}).content.decode()
     assert "name: a token needs a name" in page
+
+
+def test_home_links_the_worklist_of_the_trial_and_not_of_the_cohort(client, claire):
+    _login(client, "claire")
+    page = client.get(reverse("home")).content.decode()
+    assert 'data-testid="worklist-ns-dupi"' in page
+    assert 'data-testid="worklist-ns-cohort"' not in page
+    assert "/pharmacy/" not in page
+
+
+def test_home_links_the_pharmacy_for_the_pharmacist(client, pierre):
+    _login(client, "pierre")
+    assert "/studies/ns-dupi/pharmacy/" in client.get(reverse("home")).content.decode()

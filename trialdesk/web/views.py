@@ -7,6 +7,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from trialdesk.accounts import policy
+from trialdesk.accounts.models import Role
+from trialdesk.protocol.models import StudyKind
 
 
 @login_required
@@ -15,11 +17,15 @@ def home(request: HttpRequest) -> HttpResponse:
     rows = []
     for study in policy.studies(request.user):
         ms = policy.memberships(request.user, study)
+        held = {Role(m.role) for m in ms}
         rows.append(
             {
                 "study": study,
                 "sites": list(policy.visible_sites(request.user, study)),
                 "roles": sorted({m.get_role_display() for m in ms}, key=str),
+                "randomized": study.kind == StudyKind.RANDOMIZED,
+                "pharmacist": Role.PHARMACIST in held,
+                "dsmb": Role.DSMB in held,
             }
         )
     return render(request, "web/home.html", {"rows": rows})
