@@ -10,3 +10,34 @@ from tests.randomization.conftest import (  # noqa: F401 - fixtures
     sealed,
     stocked,
 )
+
+
+import datetime as _dt
+
+import pytest
+from django.utils import timezone
+
+
+@pytest.fixture
+def d0():
+    """Day 0 forty days ago: D0, W2 and W4 are past."""
+    return timezone.localdate() - _dt.timedelta(days=40)
+
+
+@pytest.fixture
+def subject(stocked, new_subject, claire, d0):
+    """A randomized Toulouse subject (NS-DUPI), visits planned from ``d0``."""
+    from trialdesk.randomization.allocation import randomize
+
+    subject = new_subject("TLS")
+    randomize(subject, by=claire, on=d0)
+    return subject
+
+
+@pytest.fixture
+def paris_subject(stocked, new_subject, paul, d0):
+    from trialdesk.randomization.allocation import randomize
+
+    subject = new_subject("NCK")
+    randomize(subject, by=paul, on=d0)
+    return subject
