@@ -9,6 +9,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# One definition of the browser fixtures for every folder (Playwright allows one sync session).
+pytest_plugins = ["tests.browser_support"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _compiled_translations():

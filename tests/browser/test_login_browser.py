@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import DEMO_PASSWORD
+from tests.browser_support import DEMO_PASSWORD
 
 pytestmark = pytest.mark.browser
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import browser, page, screenshot  # noqa: F401 - browser fixtures
 from tests.randomization.trial_world import (
     NCK_ARMS,
     TLS_ARMS,

@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from tests.browser.conftest import DEMO_PASSWORD, REPO, _free_port
+from tests.browser_support import DEMO_PASSWORD, REPO, _free_port
 
 pytestmark = pytest.mark.browser
 

@@ -1,4 +1,4 @@
-"""A real server (``trialdesk setup`` + ``trialdesk serve``, gunicorn) on a fresh database, and
+"""Browser-test fixtures (a pytest plugin loaded by the root conftest): a real server
 Debian's Chromium driven by Playwright. Screenshots go to ``test-artifacts/``."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = os.environ.get("TRIALDESK_CHROMIUM", "/usr/bin/chromium")
 DEMO_PASSWORD = "browser-test-password-7431"
