@@ -3,12 +3,14 @@ Debian's Chromium driven by Playwright. Screenshots go to ``test-artifacts/``.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,16 +27,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def live_url(tmp_path_factory):
-    var = tmp_path_factory.mktemp("var")
+CLI = [sys.executable, "-m", "trialdesk.cli"]
+
+
+def server_env(var: Path) -> dict[str, str]:
+    """The environment of a test server: its own SQLite database in ``var``, known passwords."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update({"TRIALDESK_VAR_DIR": str(var), "TRIALDESK_DEMO_PASSWORD": DEMO_PASSWORD})
-    cli = [sys.executable, "-m", "trialdesk.cli"]
-    subprocess.run([*cli, "setup"], env=env, cwd=REPO, check=True, capture_output=True, timeout=300)
+    env.update(
+        {
+            "TRIALDESK_VAR_DIR": str(var),
+            "TRIALDESK_DEMO_PASSWORD": DEMO_PASSWORD,
+            "DJANGO_SETTINGS_MODULE": "trialdesk.settings",
+        }
+    )
+    return env
+
+
+@contextlib.contextmanager
+def served(env: dict[str, str]) -> Iterator[str]:
+    """``trialdesk serve`` (gunicorn) on a free loopback port until the block ends; yields its URL."""
     port = _free_port()
     server = subprocess.Popen(
-        [*cli, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        [*CLI, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
         env=env,
         cwd=REPO,
         stdout=subprocess.DEVNULL,
@@ -44,17 +58,28 @@ def live_url(tmp_path_factory):
     deadline = time.monotonic() + 60
     while True:
         try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as r:  # noqa: S310
-                if r.status == 200:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310
+                if response.status == 200:
                     break
         except OSError:
             if time.monotonic() > deadline or server.poll() is not None:
                 server.kill()
                 pytest.fail("the server did not start")
             time.sleep(0.3)
-    yield url
-    server.terminate()
-    server.wait(timeout=20)
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def live_url(tmp_path_factory):
+    """A fresh installation (``trialdesk setup``) served by gunicorn."""
+    env = server_env(tmp_path_factory.mktemp("var"))
+    subprocess.run([*CLI, "setup"], env=env, cwd=REPO, check=True, capture_output=True, timeout=300)
+    with served(env) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -10,15 +10,12 @@ generate``, ``randomization import``, ``randomization receive``), then ``trialde
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
-from tests.browser_support import DEMO_PASSWORD, REPO, _free_port
+from tests.browser_support import CLI, DEMO_PASSWORD, REPO, served, server_env
 
 pytestmark = pytest.mark.browser
 
@@ -35,15 +32,8 @@ create_consent_document(Study.objects.get(code="ns-dupi"), version="1.0", langua
 @pytest.fixture(scope="module")
 def trial_url(tmp_path_factory):
     var = tmp_path_factory.mktemp("trial-var")
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(
-        {
-            "TRIALDESK_VAR_DIR": str(var),
-            "TRIALDESK_DEMO_PASSWORD": DEMO_PASSWORD,
-            "DJANGO_SETTINGS_MODULE": "trialdesk.settings",
-        }
-    )
-    cli = [sys.executable, "-m", "trialdesk.cli"]
+    env = server_env(var)
+    cli = CLI
 
     def run(*args):
         subprocess.run([*args], env=env, cwd=REPO, check=True, capture_output=True, timeout=300)
@@ -79,29 +69,8 @@ def trial_url(tmp_path_factory):
         expiry,
     )
     run(sys.executable, "-c", SEED_CONSENT)
-    port = _free_port()
-    server = subprocess.Popen(
-        [*cli, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail("the server did not start")
-            time.sleep(0.3)
-    yield url
-    server.terminate()
-    server.wait(timeout=20)
+    with served(env) as url:
+        yield url
 
 
 ANSWERS = {
