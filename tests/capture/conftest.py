@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+
+import pytest
+from django.utils import timezone
+
 from tests.randomization.conftest import (  # noqa: F401 - fixtures
     _fast_password_hashing,
     _study_files_parsed_once,
@@ -12,12 +17,6 @@ from tests.randomization.conftest import (  # noqa: F401 - fixtures
 )
 
 
-import datetime as _dt
-
-import pytest
-from django.utils import timezone
-
-
 @pytest.fixture
 def d0():
     """Day 0 forty days ago: D0, W2 and W4 are past."""
@@ -25,7 +24,7 @@ def d0():
 
 
 @pytest.fixture
-def subject(stocked, new_subject, claire, d0):
+def subject(stocked, new_subject, claire, d0):  # noqa: F811 - fixtures
     """A randomized Toulouse subject (NS-DUPI), visits planned from ``d0``."""
     from trialdesk.randomization.allocation import randomize
 
@@ -35,7 +34,7 @@ def subject(stocked, new_subject, claire, d0):
 
 
 @pytest.fixture
-def paris_subject(stocked, new_subject, paul, d0):
+def paris_subject(stocked, new_subject, paul, d0):  # noqa: F811 - fixtures
     from trialdesk.randomization.allocation import randomize
 
     subject = new_subject("NCK")

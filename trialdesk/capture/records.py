@@ -200,7 +200,7 @@ def parse_entry(definition: StudyDefinition, form: Form, code: str, raw: Any) ->
     try:
         parsed = definition.parse_value(form.code, code, entry.value)
     except ItemValueError as error:
-        raise CaptureError(code, str(error)) from None
+        raise CaptureError(code, f"{error.value!r} {error.reason}") from None
     return Entry(to_json(parsed))
 
 
@@ -252,9 +252,9 @@ def save_form(
         :class:`CaptureNotAllowed`, :class:`RecordLocked`, :class:`HardCheckFailed` and
         :class:`ReasonRequired` are its kinds. Nothing is written then.
     """
-    _check_may_enter(by, subject)
+    check_may_enter(by, subject)
     version = subject.study.current_version
-    definition = _definition(subject)
+    definition = definition_of(subject.study)
     form = _form(definition, form_code)
     visit_code = _check_visit(definition, form, subject, visit_code)
     entries = {code: parse_entry(definition, form, code, raw) for code, raw in data.items()}
@@ -692,7 +692,7 @@ def find_record(
 
 def casebook(subject: Subject, definition: StudyDefinition | None = None) -> list[dict[str, Any]]:
     """The subject's visits × scheduled forms with each record's status, in visit order."""
-    definition = definition or _definition(subject)
+    definition = definition or definition_of(subject.study)
     records = {
         (r.visit_code, r.form): r
         for r in FormRecord.objects.filter(subject=subject, repeating=False)
@@ -716,9 +716,10 @@ def casebook(subject: Subject, definition: StudyDefinition | None = None) -> lis
 # Helpers
 
 
-def _definition(subject: Subject) -> StudyDefinition:
+def definition_of(study: Any) -> StudyDefinition:
+    """The study file of the study's current version, or a :class:`CaptureError`."""
     try:
-        return study_definition(subject.study)
+        return study_definition(study)
     except Exception as error:  # StudyDefinitionUnavailable, ProtocolError
         raise CaptureError("study", str(error)) from None
 
@@ -745,7 +746,7 @@ def _check_visit(definition: StudyDefinition, form: Form, subject: Subject, visi
     return visit_code
 
 
-def _check_may_enter(by: Any, subject: Subject) -> None:
+def check_may_enter(by: Any, subject: Subject) -> None:
     if by is None:
         return
     if not policy.may_enter_data(by, subject.site):

@@ -135,30 +135,6 @@ def plan_visits(subject: Subject, d0: dt.date, *, by: Any) -> list[Visit]:
     return visits
 
 
-def enrol_cohort_subject(subject: Subject, d0: dt.date, *, by: Any) -> list[Visit]:
-    """Enrol a subject of an observational study (no randomization): plan their visits from
-    ``d0``, the start of the treatment followed, the day-0 visit done on it. Audited."""
-    _check_may_enter(by, subject.site)
-    if subject.study.kind != "observational":
-        raise ScheduleError("study", f"{subject.study.code} is randomized: randomize the subject")
-    if d0 > timezone.localdate():
-        raise ScheduleError("d0_date", f"{d0.isoformat()} is in the future")
-    with transaction.atomic():
-        subject = Subject.objects.select_for_update().get(pk=subject.pk)
-        if subject.status in (SubjectStatus.SCREEN_FAILED, SubjectStatus.WITHDRAWN):
-            raise ScheduleError("subject", f"{subject.subject_id} is {subject.status}")
-        visits = plan_visits(subject, d0, by=by)
-        record(
-            "cohort.enrol",
-            user=by,
-            entity=subject,
-            study=subject.study.code,
-            site=subject.site.code,
-            changes={"subject_id": subject.subject_id, "d0_date": d0.isoformat()},
-        )
-    return visits
-
-
 # --------------------------------------------------------------------------------------------
 # Visits done, missed; discontinuation
 
