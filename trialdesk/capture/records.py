@@ -149,17 +149,20 @@ def _stored(row: ItemValue | None) -> Any:
 
 
 def values_of(record: FormRecord, definition: StudyDefinition | None = None) -> dict[str, Any]:
-    """The record's typed values by item code (``None`` for empty, not done or unknown)."""
+    """The record's typed values by item code, every item of the form included (``None`` for
+    empty, not done or unknown)."""
     definition = definition or version_definition(record.study_version)
+    rows = {row.item: row for row in record.values.all()}
     values: dict[str, Any] = {}
-    for row in record.values.all():
-        if row.state != ValueState.VALUE or row.value is None:
-            values[row.item] = None
+    for item in definition.form(record.form).items:
+        row = rows.get(item.code)
+        if row is None or row.state != ValueState.VALUE or row.value is None:
+            values[item.code] = None
             continue
         try:
-            values[row.item] = definition.parse_value(record.form, row.item, row.value)
+            values[item.code] = definition.parse_value(record.form, item.code, row.value)
         except (ItemValueError, UnknownCodeError):
-            values[row.item] = row.value
+            values[item.code] = row.value
     return values
 
 
