@@ -23,6 +23,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("studies/<slug:study>/", include("trialdesk.web.urls_screening")),
     path("studies/<slug:study>/", include("trialdesk.web.urls_randomization")),
+    path("studies/<slug:study>/", include("trialdesk.web.urls_capture")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", web_admin.site.urls),
     path("api/v1/", api.urls),
