@@ -10,6 +10,7 @@ from ninja.security import HttpBearer, django_auth
 
 from trialdesk.accounts import policy
 from trialdesk.accounts.services import user_for_token
+from trialdesk.capture.api import forms_router as capture_router
 from trialdesk.capture.api import router as schedule_router
 from trialdesk.randomization.api import router as randomization_router
 from trialdesk.screening.api import router as screening_router
@@ -34,6 +35,7 @@ api = NinjaAPI(
 api.add_router("/studies/{study}/screening", screening_router)
 api.add_router("/studies/{study}/randomization", randomization_router)
 api.add_router("/studies/{study}/schedule", schedule_router)
+api.add_router("/studies/{study}/capture", capture_router)
 
 
 class SiteOut(Schema):

@@ -1,4 +1,5 @@
-"""``/api/v1/studies/{study}/schedule/``: visit schedules, visits done or missed, worklist.
+"""``/api/v1/studies/{study}/schedule/``: visit schedules, visits done or missed, worklist;
+``/api/v1/studies/{study}/capture/``: form records (read and save) and queries.
 
 Same conventions as the other routers: what the caller may not see is 404, what their role may
 not do is 403, invalid input is 422 naming the field and the value. Nothing here holds an arm.
@@ -21,8 +22,8 @@ from trialdesk.protocol.models import Study
 from trialdesk.screening import services as screening
 from trialdesk.screening.models import Subject
 
-from . import schedule
-from .models import Discontinuation, Visit
+from . import queries, records, schedule
+from .models import Discontinuation, FormRecord, Query, Visit
 
 router = Router(tags=["schedule"])
 
@@ -225,3 +226,279 @@ def worklist(request: HttpRequest, study: Path[str], site: str | None = None) ->
         }
         for item in schedule.worklist(request.user, found, site_row)
     ]
+
+
+# ============================================================================================
+# ``/api/v1/studies/{study}/capture/``: form records and queries.
+
+forms_router = Router(tags=["capture"])
+
+
+class RecordIn(Schema):
+    """Item code → value (JSON), or ``{"state": "not_done" | "unknown", "reason": "..."}``."""
+
+    values: dict[str, Any] = {}
+    reason: str = ""
+    complete: bool = False
+
+
+class QueryOut(Schema):
+    id: int
+    subject_id: str
+    form: str
+    visit: str
+    number: int
+    item: str
+    check_id: str
+    status: str
+    text: str
+    raised_at: dt.datetime
+    raised_by: str | None
+
+
+class RecordOut(Schema):
+    id: int
+    subject_id: str
+    form: str
+    visit: str
+    number: int
+    repeating: bool
+    status: str
+    study_version: str
+    revision: int
+    values: dict[str, Any]
+    queries: list[QueryOut]
+
+
+class QueryIn(Schema):
+    item: str = ""
+    text: str
+
+
+class QueryStepIn(Schema):
+    text: str = ""
+
+
+def _query_out(query: Query) -> dict[str, Any]:
+    record = query.record
+    return {
+        "id": query.pk,
+        "subject_id": record.subject.subject_id,
+        "form": record.form,
+        "visit": record.visit_code,
+        "number": record.number,
+        "item": query.item,
+        "check_id": query.check_id,
+        "status": query.status,
+        "text": query.text,
+        "raised_at": query.raised_at,
+        "raised_by": query.raised_by.username if query.raised_by_id else None,
+    }
+
+
+def record_out(record: FormRecord) -> dict[str, Any]:
+    """A record as the API returns it: stored values (or state and reason) by item."""
+    record = FormRecord.objects.select_related("subject", "study_version").get(pk=record.pk)
+    return {
+        "id": record.pk,
+        "subject_id": record.subject.subject_id,
+        "form": record.form,
+        "visit": record.visit_code,
+        "number": record.number,
+        "repeating": record.repeating,
+        "status": record.status,
+        "study_version": record.study_version.version,
+        "revision": record.revision,
+        "values": records.items_of(record),
+        "queries": [_query_out(q) for q in record.queries.select_related("raised_by")],
+    }
+
+
+def _capture_refused(error: Exception) -> HttpError:
+    if isinstance(error, records.CaptureNotAllowed):
+        return HttpError(403, str(error))
+    if isinstance(error, records.RecordLocked):
+        return HttpError(409, str(error))
+    if isinstance(error, StudyDefinitionUnavailable | ProtocolError):
+        return HttpError(409, f"study: {error}")
+    return HttpError(422, str(error))
+
+
+_CAPTURE_FAILURES = (records.CaptureError, StudyDefinitionUnavailable, ProtocolError)
+
+
+def _save(
+    request: HttpRequest,
+    study: str,
+    subject_id: str,
+    form: str,
+    payload: RecordIn,
+    *,
+    visit: str = "",
+    number: int | None = None,
+) -> dict[str, Any]:
+    subject = _subject(request, _study(request, study), subject_id)
+    try:
+        result = records.save_form(
+            subject,
+            form,
+            payload.values,
+            by=request.user,
+            visit_code=visit,
+            number=number,
+            reason=payload.reason,
+            complete=payload.complete,
+        )
+    except _CAPTURE_FAILURES as error:
+        raise _capture_refused(error) from None
+    return record_out(result.record)
+
+
+@forms_router.get(
+    "/subjects/{subject_id}/records", response=list[RecordOut], summary="A subject's form records"
+)
+def subject_records(request: HttpRequest, study: Path[str], subject_id: str) -> Any:
+    subject = _subject(request, _study(request, study), subject_id)
+    return [record_out(r) for r in records.records_of(subject)]
+
+
+@forms_router.get(
+    "/subjects/{subject_id}/visits/{visit}/forms/{form}",
+    response=RecordOut,
+    summary="One visit form",
+)
+def visit_form(
+    request: HttpRequest, study: Path[str], subject_id: str, visit: str, form: str
+) -> Any:
+    subject = _subject(request, _study(request, study), subject_id)
+    record = records.find_record(subject, form, visit_code=visit)
+    if record is None:
+        raise HttpError(404, f"form: {form} at {visit} is not started")
+    return record_out(record)
+
+
+@forms_router.put(
+    "/subjects/{subject_id}/visits/{visit}/forms/{form}",
+    response=RecordOut,
+    summary="Save a visit form (same checks as the page; a change needs a reason)",
+)
+def save_visit_form(
+    request: HttpRequest,
+    study: Path[str],
+    *,
+    subject_id: str,
+    visit: str,
+    form: str,
+    payload: RecordIn,
+) -> Any:
+    return _save(request, study, subject_id, form, payload, visit=visit)
+
+
+@forms_router.post(
+    "/subjects/{subject_id}/records/{form}",
+    response={201: RecordOut},
+    summary="Create a repeating record (AE, medication, infection, sample…)",
+)
+def create_record(
+    request: HttpRequest,
+    study: Path[str],
+    *,
+    subject_id: str,
+    form: str,
+    payload: RecordIn,
+    visit: str = "",
+) -> Any:
+    return 201, _save(request, study, subject_id, form, payload, visit=visit)
+
+
+@forms_router.get(
+    "/subjects/{subject_id}/records/{form}/{number}",
+    response=RecordOut,
+    summary="A repeating record",
+)
+def repeating_record(
+    request: HttpRequest, study: Path[str], subject_id: str, form: str, number: int
+) -> Any:
+    subject = _subject(request, _study(request, study), subject_id)
+    record = records.find_record(subject, form, number=number)
+    if record is None:
+        raise HttpError(404, f"record: {form} #{number} not found")
+    return record_out(record)
+
+
+@forms_router.put(
+    "/subjects/{subject_id}/records/{form}/{number}",
+    response=RecordOut,
+    summary="Change a repeating record",
+)
+def save_record(
+    request: HttpRequest,
+    study: Path[str],
+    *,
+    subject_id: str,
+    form: str,
+    number: int,
+    payload: RecordIn,
+) -> Any:
+    return _save(request, study, subject_id, form, payload, number=number)
+
+
+@forms_router.get("/queries", response=list[QueryOut], summary="Queries of the visible sites")
+def query_list(request: HttpRequest, study: Path[str], status: str | None = None) -> Any:
+    found = _study(request, study)
+    found_queries = queries.visible_queries(request.user, found).select_related("raised_by")
+    if status:
+        found_queries = found_queries.filter(status=status)
+    return [_query_out(q) for q in found_queries.order_by("raised_at", "id")]
+
+
+@forms_router.post(
+    "/records/{record_id}/queries", response={201: QueryOut}, summary="Raise a query on an item"
+)
+def raise_query(request: HttpRequest, study: Path[str], record_id: int, payload: QueryIn) -> Any:
+    record = _record(request, study, record_id)
+    try:
+        query = queries.raise_query(record, payload.item, payload.text, by=request.user)
+    except _CAPTURE_FAILURES as error:
+        raise _capture_refused(error) from None
+    return 201, _query_out(query)
+
+
+@forms_router.post(
+    "/queries/{query_id}/{step}", response=QueryOut, summary="Answer, close or re-open a query"
+)
+def query_step(
+    request: HttpRequest, study: Path[str], query_id: int, step: str, payload: QueryStepIn
+) -> Any:
+    steps = {
+        "answer": queries.answer_query,
+        "close": queries.close_query,
+        "reopen": queries.reopen_query,
+    }
+    if step not in steps:
+        raise HttpError(404, f"step: {step!r} is not one of answer, close, reopen")
+    found = _study(request, study)
+    query = queries.visible_queries(request.user, found).filter(pk=query_id).first()
+    if query is None:
+        raise HttpError(404, f"query: #{query_id} not found")
+    try:
+        query = steps[step](query, payload.text, by=request.user)
+    except _CAPTURE_FAILURES as error:
+        raise _capture_refused(error) from None
+    return _query_out(query)
+
+
+def _record(request: HttpRequest, study: str, record_id: int) -> FormRecord:
+    found = _study(request, study)
+    record = (
+        FormRecord.objects.filter(
+            pk=record_id,
+            subject__study=found,
+            subject__site__in=policy.visible_sites(request.user, found),
+        )
+        .select_related("subject__site")
+        .first()
+    )
+    if record is None:
+        raise HttpError(404, f"record: #{record_id} not found")
+    return record
