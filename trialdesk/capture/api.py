@@ -12,7 +12,7 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Path, Router, Schema
+from ninja import Path, Router, Schema, Status
 from ninja.errors import HttpError
 
 from trialdesk.accounts import policy
@@ -408,7 +408,7 @@ def create_record(
     payload: RecordIn,
     visit: str = "",
 ) -> Any:
-    return 201, _save(request, study, subject_id, form, payload, visit=visit)
+    return Status(201, _save(request, study, subject_id, form, payload, visit=visit))
 
 
 @forms_router.get(
@@ -461,7 +461,7 @@ def raise_query(request: HttpRequest, study: Path[str], record_id: int, payload:
         query = queries.raise_query(record, payload.item, payload.text, by=request.user)
     except _CAPTURE_FAILURES as error:
         raise _capture_refused(error) from None
-    return 201, _query_out(query)
+    return Status(201, _query_out(query))
 
 
 @forms_router.post(
