@@ -72,6 +72,7 @@ def test_the_deploy_check_is_clean_in_production_settings(tmp_path):
         TRIALDESK_HTTPS="1",
         TRIALDESK_ALLOWED_HOSTS="trialdesk.example.org",
         TRIALDESK_UNBLINDING_EMAIL="unblinded.safety@sponsor.example.org",
+        TRIALDESK_SAFETY_EMAIL="safety@sponsor.example.org",
     )
     result = _run(["manage", "check", "--deploy", "--fail-level", "WARNING"], env, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

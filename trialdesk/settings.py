@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "trialdesk.screening",
     "trialdesk.randomization",
     "trialdesk.capture",
+    "trialdesk.safety",
     "trialdesk.web",
 ]
 
@@ -194,6 +195,12 @@ DEFAULT_FROM_EMAIL = env_str("TRIALDESK_FROM_EMAIL", "trialdesk@localhost")
 #: The sponsor's unblinded contact(s), e-mailed at every emergency unblinding (comma-separated).
 UNBLINDING_NOTIFY_EMAILS = [
     a.strip() for a in env_str("TRIALDESK_UNBLINDING_EMAIL", "").split(",") if a.strip()
+]
+
+#: The sponsor's safety contact(s), e-mailed when a serious adverse event starts its 24-hour
+#: reporting clock (comma-separated).
+SAFETY_NOTIFY_EMAILS = [
+    a.strip() for a in env_str("TRIALDESK_SAFETY_EMAIL", "").split(",") if a.strip()
 ]
 
 LOGGING = {
