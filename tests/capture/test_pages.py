@@ -79,6 +79,9 @@ def test_the_form_page_is_in_french_with_units_and_ranges(client, subject, clair
     item = NS_DUPI.item("TEWL", "tewl_value")
     assert escape(item.label.fr) in page and item.unit in page
     assert 'data-testid="range-tewl_value"' in page
+    assert "Enregistrer" in page and "Non fait / inconnu" in page
+    casebook = _page(client.get(_casebook_url(subject), HTTP_ACCEPT_LANGUAGE="fr"))
+    assert "Cahier d" in casebook and "Non commencé" in casebook
 
 
 def test_a_range_check_refuses_the_save_naming_the_item(client, subject, claire):
