@@ -194,10 +194,11 @@ def _fill_from_ae_form(event: AdverseEvent, record: FormRecord, values: Mapping[
 
 
 def is_skin_infection(event: AdverseEvent) -> bool:
-    """An event the investigator (or, unanswered, the term) puts in the skin infection AESI."""
-    return event.aesi_code == SKIN_INFECTION or (
-        event.aesi is None and event.aesi_suggested == SKIN_INFECTION
-    )
+    """Whether the event is a skin infection: by the investigator's AESI category, or by its term.
+
+    This decides the link to the skin infection log, not whether the event counts as an AESI.
+    """
+    return SKIN_INFECTION in (event.aesi_category, event.aesi_suggested)
 
 
 def _best_match(candidates: list[AdverseEvent], when: PartialDate | None) -> AdverseEvent | None:
@@ -367,7 +368,7 @@ def _fill_from_log(event: AdverseEvent, kind: str, onset: PartialDate | None) ->
 def _ae_for_infection(subject: Subject, onset: PartialDate | None) -> AdverseEvent | None:
     candidates = [
         event
-        for event in AdverseEvent.objects.select_for_update().filter(
+        for event in AdverseEvent.objects.select_for_update(of=("self",)).filter(
             subject=subject, record__isnull=False, skin_infection__isnull=True
         )
         if is_skin_infection(event)
