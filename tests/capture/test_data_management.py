@@ -178,3 +178,13 @@ def test_a_locked_subject_gets_no_new_record(dlqi, diane, claire):
     with pytest.raises(RecordLocked):
         save_form(dlqi.subject, "CM", {"cm_name": "Emollient"}, by=claire)
     assert FormRecord.objects.filter(form="CM").count() == 0
+
+
+def test_a_locked_value_cannot_be_written_even_bypassing_the_services(dlqi, diane):
+    from trialdesk.capture.models import LockedRecordError
+
+    locks.lock_study(dlqi.subject.study, by=diane)
+    row = dlqi.values.get(item="dlqi_q1")
+    row.value = 3
+    with pytest.raises(LockedRecordError):
+        row.save()

@@ -13,6 +13,8 @@ samples); its :class:`ItemValue` rows hold the values. :class:`Query`, :class:`S
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -179,6 +181,18 @@ class FormRecord(models.Model):
         where = f"#{self.number}" if self.repeating else self.visit_code
         return f"{self.subject.subject_id} {self.form} {where}"
 
+    def active_locks(self) -> models.QuerySet[Lock]:
+        """The locks in force on this record: its own, its subject's, its study's."""
+        return Lock.objects.filter(unlocked_at__isnull=True).filter(
+            models.Q(scope=LockScope.FORM, record_id=self.pk)
+            | models.Q(scope=LockScope.SUBJECT, subject_id=self.subject_id)
+            | models.Q(scope=LockScope.STUDY, study_id=self.subject.study_id)
+        )
+
+
+class LockedRecordError(RuntimeError):
+    """A write of an item value of a locked record, whatever path it came by."""
+
 
 class ValueState(models.TextChoices):
     """An item holds a value, or is declared not done or unknown with a reason."""
@@ -214,6 +228,12 @@ class ItemValue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.record} {self.item}={self.value!r}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Refuse to write a value of a locked record, even from code that skips the services."""
+        if self.record.active_locks().exists():
+            raise LockedRecordError(f"record: {self.record} is locked; {self.item} cannot change")
+        super().save(*args, **kwargs)
 
 
 class QueryStatus(models.TextChoices):

@@ -584,12 +584,7 @@ def _record_for(
 
 def active_locks(record: FormRecord) -> Any:
     """The locks in force on a record: its own, its subject's, its study's."""
-    subject = record.subject
-    return Lock.objects.filter(unlocked_at__isnull=True).filter(
-        Q(scope=LockScope.FORM, record_id=record.pk)
-        | Q(scope=LockScope.SUBJECT, subject_id=subject.pk)
-        | Q(scope=LockScope.STUDY, study_id=subject.study_id)
-    )
+    return record.active_locks()
 
 
 def check_unlocked(record: FormRecord) -> None:
