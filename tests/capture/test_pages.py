@@ -227,3 +227,31 @@ def test_blinded_roles_pages_carry_no_arm(client, request, subject, claire, pers
         page = _page(response)
         assert not codes.search(page), url
         assert not [name for name in names if escape(name) in page], url
+
+
+def test_item_level_sdv_and_query_buttons(client, subject, claire, manon):
+    record = save_form(subject, "DLQI", DLQI, by=claire, visit_code="D0", complete=True).record
+    url = _form_url(subject, "D0", "DLQI")
+    client.force_login(manon)
+    page = _page(client.get(url))
+    assert 'data-testid="sdv-dlqi_q4"' in page and 'data-testid="sdv-dlqi_total"' not in page
+    client.post(url, {"action": "save", "sdv_item": "dlqi_q4"})
+    client.post(url, {"action": "save", "query_item": "dlqi_q5", "query__dlqi_q5": "Source: 2"})
+    assert record.values.get(item="dlqi_q4").verified_at is not None
+    assert Query.objects.get(record=record).item == "dlqi_q5"
+    page = _page(client.get(url))
+    assert 'data-testid="verified-dlqi_q4"' in page and 'data-testid="queries-dlqi_q5"' in page
+
+
+def test_a_hard_check_refusal_is_in_the_pages_language(client, subject, claire, d0):
+    client.force_login(claire)
+    url = reverse("capture:new_record", args=["ns-dupi", subject.subject_id, "AE"]) + "?visit=W2"
+    data = {"action": "save", "ae_term": "Rash", "ae_start_date": d0.isoformat()}
+    data["ae_end_date"] = "2000-01-01"
+    response = client.post(url, data, HTTP_ACCEPT_LANGUAGE="fr")
+    assert response.status_code == 400
+    message = NS_DUPI.edit_check("AE_END_BEFORE_START").message
+    page = _page(response)
+    assert 'data-field="ae_end_date"' in page and "2000-01-01" in page
+    assert escape(message.fr) in page or message.fr in page
+    assert 'value="Rash"' in page

@@ -90,9 +90,16 @@ class RecordLocked(CaptureError):
 class HardCheckFailed(CaptureError):
     """A hard edit check fired: the save is refused."""
 
-    def __init__(self, field: str, message: str, check_id: str) -> None:
+    def __init__(self, field: str, message: str, check_id: str, texts: Any = None) -> None:
         self.check_id = check_id
+        self.texts = texts
         super().__init__(field, message)
+
+    def in_language(self, language: str) -> str:
+        """The refusal with the check's message in ``language`` (``en`` or ``fr``)."""
+        if self.texts is None:
+            return str(self)
+        return str(self).replace(self.texts.en, self.texts.get(language))
 
 
 class ReasonRequired(CaptureError):
@@ -400,6 +407,7 @@ def _run_checks(
                 item or check.id,
                 f"{value!r} refused by check {check.id}: {check.message.en}",
                 check.id,
+                check.message,
             )
         fired.append((check, item, value))
     return fired

@@ -242,11 +242,14 @@ def _form_page(
     errors: dict[str, str] = {}
     entered: dict[str, Any] | None = None
     if request.method == "POST":
-        action = request.POST.get("action", "save")
+        action = _action_of(request.POST)
         try:
             record = _act(request, subject, form, record=record, visit=visit, action=action)
         except records.CaptureNotAllowed as error:
             raise PermissionDenied(str(error)) from None
+        except records.HardCheckFailed as error:
+            errors = {error.field: error.in_language(_language())}
+            entered = request.POST.dict()
         except records.CaptureError as error:
             errors = {error.field: str(error)}
             entered = request.POST.dict() if action == "save" else None
@@ -261,7 +264,7 @@ def _form_page(
         "visit": visit,
         "visit_label": _text(definition.visit(visit).label) if visit else "",
         "record": record,
-        "groups": _groups(definition, form, record, entered),
+        "groups": _groups(definition, form, record, entered, _open_items(record)),
         "queries": _queries(request, record),
         "record_lock": (
             locks.active_lock(LockScope.FORM, study=study, record=record) if record else None
@@ -306,9 +309,12 @@ def _act(
     if action == "verify_form":
         verification.verify_record(record, by=user)
     elif action == "verify_item":
-        verification.verify_item(record, post.get("item", ""), by=user)
+        item = post.get("sdv_item") or post.get("item", "")
+        verification.verify_item(record, item, by=user)
     elif action == "raise_query":
-        queries.raise_query(record, post.get("item", ""), post.get("text", ""), by=user)
+        item = post.get("query_item") or post.get("item", "")
+        text = post.get(f"query__{item}") if post.get("query_item") else post.get("text", "")
+        queries.raise_query(record, item, text or "", by=user)
     elif action in ("answer", "close", "reopen"):
         query = Query.objects.filter(record=record, pk=post.get("query") or 0).first()
         if query is None:
@@ -328,6 +334,15 @@ def _act(
     else:
         raise records.CaptureError("action", f"{action!r} is not an action of this page")
     return record
+
+
+def _action_of(post: Any) -> str:
+    """The action of a post: the per-item SDV and query buttons name theirs by their field."""
+    if post.get("sdv_item"):
+        return "verify_item"
+    if post.get("query_item"):
+        return "raise_query"
+    return post.get("action", "save")
 
 
 def _posted_values(form: Form, post: Any) -> dict[str, Any]:
@@ -354,11 +369,21 @@ def _record_url(study: Study, subject: Subject, form: Form, record: FormRecord, 
     return reverse("capture:form", args=[study.code, subject.subject_id, visit, form.code])
 
 
+def _open_items(record: FormRecord | None) -> dict[str, int]:
+    """Open or answered queries per item of a record."""
+    counts: dict[str, int] = {}
+    if record is not None:
+        for item in record.queries.exclude(status="closed").values_list("item", flat=True):
+            counts[item] = counts.get(item, 0) + 1
+    return counts
+
+
 def _groups(
     definition: StudyDefinition,
     form: Form,
     record: FormRecord | None,
     entered: dict[str, Any] | None,
+    open_items: dict[str, int],
 ) -> list[dict[str, Any]]:
     """The form's groups and items as the template shows them (labels in the page's language)."""
     rows = {row.item: row for row in record.values.all()} if record is not None else {}
@@ -371,7 +396,10 @@ def _groups(
                 "code": group.code,
                 "label": _text(group.label) if len(form.item_groups) > 1 else "",
                 "items": [
-                    _item_view(definition, item, rows.get(item.code), entered)
+                    {
+                        **_item_view(definition, item, rows.get(item.code), entered),
+                        "open_queries": open_items.get(item.code, 0),
+                    }
                     for item in group.items
                 ],
             }
