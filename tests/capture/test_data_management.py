@@ -17,6 +17,7 @@ from trialdesk.capture.records import CaptureError, CaptureNotAllowed, RecordLoc
 pytestmark = pytest.mark.django_db
 
 DLQI = {f"dlqi_q{i}": 1 for i in range(1, 11)}
+NASA = {"nasa_total": 7, "nasa_assessor": "ABC"}
 
 
 @pytest.fixture
@@ -120,10 +121,17 @@ def test_the_investigator_signs_with_password_and_meaning(dlqi, ines, claire):
 
 
 def test_changing_signed_data_invalidates_the_signature_until_re_signed(dlqi, ines, claire):
+    nasa = save_form(
+        dlqi.subject, "NASA", NASA, by=claire, visit_code="D0", complete=True
+    ).record
     signature = signatures.sign(dlqi.subject, by=ines, password=PERSONA_PASSWORD)
+    nasa.refresh_from_db()
+    assert nasa.status == "signed"
     save_form(dlqi.subject, "DLQI", {"dlqi_q1": 2}, by=claire, visit_code="D0", reason="typo")
     signature.refresh_from_db()
     dlqi.refresh_from_db()
+    nasa.refresh_from_db()
+    assert nasa.status == "complete"
     assert signature.invalidated_at is not None and "typo" in signature.invalidated_reason
     assert dlqi.status == "complete"
     assert AuditEvent.objects.filter(action="signature.invalidate").exists()

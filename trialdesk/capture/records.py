@@ -676,6 +676,11 @@ def invalidate_signatures(record: FormRecord, *, by: Any, reason: str) -> list[S
             reason=signature.invalidated_reason,
         )
         invalidated.append(signature)
+        covered = FormRecord.objects.filter(subject_id=record.subject_id).exclude(pk=record.pk)
+        if visit is not None:
+            covered = covered.filter(visit_code=visit)
+        for other in covered.select_related("subject"):
+            refresh_status(other)
     return invalidated
 
 
