@@ -255,3 +255,12 @@ def test_a_hard_check_refusal_is_in_the_pages_language(client, subject, claire, 
     assert 'data-field="ae_end_date"' in page and "2000-01-01" in page
     assert escape(message.fr) in page or message.fr in page
     assert 'value="Rash"' in page
+
+
+def test_the_casebook_counts_repeating_records_per_visit(client, subject, claire):
+    save_form(subject, "CM", {"cm_name": "Emollient"}, by=claire, visit_code="W2")
+    client.force_login(claire)
+    page = _page(client.get(_casebook_url(subject)))
+    w2 = page.split('data-testid="cell-W2-CM"')[1].split("</li>")[0]
+    d0 = page.split('data-testid="cell-D0-CM"')[1].split("</li>")[0]
+    assert "1 record(s)" in " ".join(w2.split()) and "0 record(s)" in " ".join(d0.split())

@@ -713,7 +713,9 @@ def casebook(subject: Subject, definition: StudyDefinition | None = None) -> lis
         forms = []
         for form in definition.forms_at(visit.code):
             if form.repeating:
-                count = FormRecord.objects.filter(subject=subject, form=form.code).count()
+                count = FormRecord.objects.filter(
+                    subject=subject, form=form.code, visit_code=visit.code
+                ).count()
                 forms.append({"form": form, "record": None, "status": None, "count": count})
                 continue
             record = records.get((visit.code, form.code))
