@@ -24,6 +24,7 @@ urlpatterns = [
     path("studies/<slug:study>/", include("trialdesk.web.urls_screening")),
     path("studies/<slug:study>/", include("trialdesk.web.urls_randomization")),
     path("studies/<slug:study>/", include("trialdesk.web.urls_capture")),
+    path("studies/<slug:study>/", include("trialdesk.web.urls_safety")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", web_admin.site.urls),
     path("api/v1/", api.urls),

@@ -13,6 +13,7 @@ from trialdesk.accounts.services import user_for_token
 from trialdesk.capture.api import forms_router as capture_router
 from trialdesk.capture.api import router as schedule_router
 from trialdesk.randomization.api import router as randomization_router
+from trialdesk.safety.api import router as safety_router
 from trialdesk.screening.api import router as screening_router
 
 
@@ -36,6 +37,7 @@ api.add_router("/studies/{study}/screening", screening_router)
 api.add_router("/studies/{study}/randomization", randomization_router)
 api.add_router("/studies/{study}/schedule", schedule_router)
 api.add_router("/studies/{study}/capture", capture_router)
+api.add_router("/studies/{study}/safety", safety_router)
 
 
 class SiteOut(Schema):
