@@ -202,3 +202,17 @@ def test_a_removed_value_leaves_an_ungraded_row(subject, claire, d0):
     )
     alt = _results(subject, "D0")["ALT"]
     assert alt.value is None and alt.grade is None and alt.flag == ""
+
+
+def test_a_rolled_back_lab_save_raises_no_alert_and_mails_nobody(
+    subject, claire, d0, ines_mail, django_capture_on_commit_callbacks
+):
+    from django.db import transaction
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            _save_lab(subject, claire, "D0", d0, {"NEUT": (0.4, "10^9/L", 1.8, 7.5)})
+            assert LabAlert.objects.count() == 1
+            raise RuntimeError("the page failed after the save")
+    assert callbacks == [] and mail.outbox == []
+    assert not LabAlert.objects.exists() and not LabResult.objects.exists()
