@@ -122,3 +122,29 @@ def test_pages_are_identical_for_subjects_in_different_arms(
         ]
         assert pages[0] == pages[1]
         assert "DUPI" not in pages[0] and "PBO" not in pages[0] and "Placebo" not in pages[0]
+
+
+def test_data_managers_add_reference_ranges_others_read_them(client, subject, diane, claire):
+    url = reverse("safety:reference_ranges", args=["ns-dupi"])
+    good = {
+        "site": "TLS",
+        "lab_name": "CHU",
+        "test": "HGB",
+        "unit": "g/dL",
+        "lln": "12,0",
+        "uln": "16",
+        "sex": "F",
+        "age_min": "",
+        "age_max": "",
+        "valid_from": "2020-01-01",
+    }
+    client.force_login(claire)
+    assert client.post(url, good).status_code == 403
+    client.force_login(diane)
+    refused = client.post(url, {**good, "lln": "17"})
+    assert refused.status_code == 400 and "lln: 17 is above uln=16" in refused.content.decode()
+    assert client.post(url, {**good, "unit": "mg/dL"}).status_code == 400
+    assert client.post(url, good).status_code == 302
+    client.force_login(claire)
+    page = client.get(url).content.decode()
+    assert "CHU" in page and "12.0" in page and "Add a reference range" not in page

@@ -9,6 +9,7 @@ page is blind by construction. Writes (an SAE reported, an alert acknowledged) g
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -23,11 +24,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from trialdesk.accounts import policy
+from trialdesk.accounts.models import Role
 from trialdesk.protocol import ProtocolError
 from trialdesk.protocol.definitions import study_definition
 from trialdesk.protocol.models import Site, Study
-from trialdesk.safety import services
-from trialdesk.safety.models import AdverseEvent, LabResult
+from trialdesk.safety import ctcae, services
+from trialdesk.safety.models import AdverseEvent, LabResult, ReferenceRange
 from trialdesk.screening import services as screening
 from trialdesk.screening.models import Subject
 
@@ -217,3 +219,87 @@ def acknowledge(request: HttpRequest, study: str, pk: int) -> HttpResponse:
         messages.success(request, _("Alert acknowledged."))
     back = "safety:alerts" if request.POST.get("back") == "alerts" else "safety:worklist"
     return redirect(reverse(back, args=[found.code]))
+
+
+_RANGE_FIELDS = (
+    "site",
+    "lab_name",
+    "test",
+    "unit",
+    "lln",
+    "uln",
+    "sex",
+    "age_min",
+    "age_max",
+    "valid_from",
+)
+
+
+def _parsed_range(form: dict[str, str], errors: dict[str, str]) -> dict[str, Any]:
+    """The typed fields of a reference range form; problems land in ``errors`` by field."""
+    values: dict[str, Any] = {"lab_name": form["lab_name"], "test": form["test"]}
+    values["unit"], values["sex"] = form["unit"], form["sex"]
+    for name in ("lln", "uln"):
+        try:
+            values[name] = Decimal(form[name].replace(",", ".")) if form[name] else None
+        except ArithmeticError:
+            errors[name] = _("%(field)s: %(value)r is not a number") % {
+                "field": name,
+                "value": form[name],
+            }
+    for name in ("age_min", "age_max"):
+        try:
+            values[name] = int(form[name]) if form[name] else None
+        except ValueError:
+            errors[name] = _("%(field)s: %(value)r is not a number") % {
+                "field": name,
+                "value": form[name],
+            }
+    try:
+        values["valid_from"] = dt.date.fromisoformat(form["valid_from"])
+    except ValueError:
+        errors["valid_from"] = _("%(field)s: %(value)r is not a date (YYYY-MM-DD)") % {
+            "field": "valid_from",
+            "value": form["valid_from"],
+        }
+    if not values["lab_name"]:
+        errors["lab_name"] = _("lab_name: the laboratory name is required")
+    return values
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def reference_ranges(request: HttpRequest, study: str) -> HttpResponse:
+    """The site laboratories' normal ranges; data managers add new ones."""
+    found = _study(request, study)
+    sites = policy.visible_sites(request.user, found)
+    may_add = Role.DATA_MANAGER in policy.roles(request.user, found)
+    errors: dict[str, str] = {}
+    form = {name: request.POST.get(name, "").strip() for name in _RANGE_FIELDS}
+    if request.method == "POST":
+        if not may_add:
+            raise PermissionDenied(_("Only data managers register reference ranges."))
+        site = sites.filter(code=form["site"]).first()
+        if site is None:
+            raise Http404(f"site {form['site']!r} not found")
+        values = _parsed_range(form, errors)
+        if not errors:
+            try:
+                services.add_reference_range(site, by=request.user, **values)
+            except services.SafetyError as error:
+                errors[error.field] = str(error)
+            else:
+                messages.success(request, _("Reference range added."))
+                return redirect(reverse("safety:reference_ranges", args=[found.code]))
+    context = {
+        "study": found,
+        "ranges": ReferenceRange.objects.filter(site__in=sites).select_related("site"),
+        "sites": sites,
+        "tests": ctcae.TESTS,
+        "may_add": may_add,
+        "form": form,
+        "errors": errors,
+    }
+    return render(
+        request, "web/safety/reference_ranges.html", context, status=400 if errors else 200
+    )
