@@ -13,7 +13,7 @@ import json
 
 import pytest
 from django.db import transaction
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.randomization.trial_world import PERSONA_PASSWORD
@@ -25,13 +25,18 @@ from trialdesk.lib.hashing import canonical_json, sha256_hex
 
 pytestmark = pytest.mark.django_db
 
-answer = st.one_of(st.none(), st.integers(0, 3))
+DLQI_ITEMS = [f"dlqi_q{i}" for i in range(1, 11)]
+FULL_DLQI = dict.fromkeys(DLQI_ITEMS, 1)
 SAVES = st.one_of(
+    st.tuples(st.just("DLQI"), st.fixed_dictionaries(dict.fromkeys(DLQI_ITEMS, st.integers(0, 3)))),
     st.tuples(
         st.just("DLQI"),
-        st.dictionaries(st.sampled_from([f"dlqi_q{i}" for i in range(1, 11)]), answer, min_size=1),
+        st.dictionaries(st.sampled_from(DLQI_ITEMS), st.none() | st.integers(0, 3), min_size=1),
     ),
-    st.tuples(st.just("NASA"), st.fixed_dictionaries({"nasa_total": st.integers(0, 13)})),
+    st.tuples(
+        st.just("NASA"),
+        st.fixed_dictionaries({"nasa_total": st.integers(0, 13), "nasa_assessor": st.just("ABC")}),
+    ),
     st.tuples(
         st.just("TCS"),
         st.fixed_dictionaries(
@@ -43,12 +48,17 @@ SAVES = st.one_of(
         ),
     ),
 )
+SAVE = st.tuples(st.just("save"), SAVES, st.booleans() | st.just(True))
 OPERATIONS = st.one_of(
-    st.tuples(st.just("save"), SAVES, st.booleans()),
+    SAVE,
+    SAVE,
+    SAVE,
     st.tuples(st.just("not_done"), st.sampled_from(["dlqi_q1", "dlqi_q5"])),
     st.tuples(st.just("verify"), st.sampled_from(["DLQI", "NASA", "TCS"])),
     st.tuples(st.just("sign"), st.sampled_from(["D0", None])),
+    st.tuples(st.just("sign"), st.sampled_from(["D0", None])),
     st.tuples(st.just("lock"), st.sampled_from(["DLQI", "subject"])),
+    st.tuples(st.just("unlock")),
     st.tuples(st.just("unlock")),
 )
 
@@ -157,11 +167,27 @@ def people(claire, manon, ines, diane):
 
 
 @settings(
-    max_examples=25,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(operations=st.lists(OPERATIONS, min_size=1, max_size=8))
+@given(operations=st.lists(OPERATIONS, min_size=1, max_size=12))
+@example(
+    operations=[
+        ("save", ("DLQI", FULL_DLQI), True),
+        ("save", ("NASA", {"nasa_total": 7, "nasa_assessor": "ABC"}), True),
+        ("sign", "D0"),
+        ("sign", None),
+        ("save", ("DLQI", {"dlqi_q2": 3}), False),
+        ("verify", "NASA"),
+        ("lock", "subject"),
+        ("save", ("DLQI", {"dlqi_q2": 0}), False),
+        ("unlock",),
+        ("not_done", "dlqi_q5"),
+        ("sign", "D0"),
+        ("lock", "DLQI"),
+    ]
+)
 def test_replaying_the_audit_trail_rebuilds_the_current_data(subject, people, operations):
     start = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
     try:
