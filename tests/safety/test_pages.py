@@ -148,3 +148,9 @@ def test_data_managers_add_reference_ranges_others_read_them(client, subject, di
     client.force_login(claire)
     page = client.get(url).content.decode()
     assert "CHU" in page and "12.0" in page and "Add a reference range" not in page
+
+
+def test_the_home_page_links_to_the_safety_pages(client, claire, studies):
+    client.force_login(claire)
+    page = client.get(reverse("home")).content.decode()
+    assert reverse("safety:worklist", args=["ns-dupi"]) in page
