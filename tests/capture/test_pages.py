@@ -264,3 +264,44 @@ def test_the_casebook_counts_repeating_records_per_visit(client, subject, claire
     w2 = page.split('data-testid="cell-W2-CM"')[1].split("</li>")[0]
     d0 = page.split('data-testid="cell-D0-CM"')[1].split("</li>")[0]
     assert "1 record(s)" in " ".join(w2.split()) and "0 record(s)" in " ".join(d0.split())
+
+
+NS_COHORT = load_study(resolve_study_path("ns-cohort"))
+
+
+def test_every_cohort_form_renders_and_saves_through_its_page(client, studies, claire):
+    """The observational cohort uses the same pages: enrolment form, then every visit form."""
+    import datetime as dt
+
+    from trialdesk.capture.cohort import enrol
+
+    cohort = studies["ns-cohort"]
+    on = dt.date(2025, 1, 6)
+    data = form_values(NS_COHORT, NS_COHORT.form("ENROLMENT"), on)
+    data["birth_date"] = "2018-05-01"
+    subject = enrol(cohort, cohort.sites.get(code="TLS"), data, by=claire)
+    client.force_login(claire)
+    enrolment = _page(
+        client.get(reverse("capture:enrolment", args=["ns-cohort", subject.subject_id]))
+    )
+    assert 'data-testid="item-enrolment_date"' in enrolment
+    for form in NS_COHORT.forms:
+        visits = NS_COHORT.visits_of(form.code)
+        if not visits:
+            continue
+        args = ["ns-cohort", subject.subject_id]
+        if form.repeating:
+            url = (
+                reverse("capture:new_record", args=[*args, form.code]) + f"?visit={visits[0].code}"
+            )
+        else:
+            url = reverse("capture:form", args=[*args, visits[0].code, form.code])
+        page = _page(client.get(url))
+        for item in form.items:
+            assert f'data-testid="item-{item.code}"' in page, (form.code, item.code)
+        posted = _post_values(form_values(NS_COHORT, form, on))
+        response = client.post(url, {"action": "save", "complete": "on", **posted})
+        assert response.status_code == 302, (form.code, _page(response)[:2000])
+    assert FormRecord.objects.filter(subject=subject).count() == 1 + len(
+        [f for f in NS_COHORT.forms if NS_COHORT.visits_of(f.code)]
+    )
