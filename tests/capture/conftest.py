@@ -40,3 +40,15 @@ def paris_subject(stocked, new_subject, paul, d0):  # noqa: F811 - fixtures
     subject = new_subject("NCK")
     randomize(subject, by=paul, on=d0)
     return subject
+
+
+@pytest.fixture
+def planned_subject(ns_dupi, claire, d0):
+    """A screened Toulouse subject with visits planned from ``d0`` but no randomization: what
+    form capture needs, without the cost of a sealed list and kits."""
+    from tests.randomization.trial_world import make_subject
+    from trialdesk.capture.schedule import plan_visits
+
+    subject = make_subject(ns_dupi, "TLS", taker=claire, consent=False)
+    plan_visits(subject, d0, by=claire)
+    return subject

@@ -21,6 +21,12 @@ NASA = {"nasa_total": 7, "nasa_assessor": "ABC"}
 
 
 @pytest.fixture
+def subject(planned_subject):
+    """Visits planned, no randomization: all that form capture needs (see conftest)."""
+    return planned_subject
+
+
+@pytest.fixture
 def dlqi(subject, claire):
     return save_form(subject, "DLQI", DLQI, by=claire, visit_code="D0", complete=True).record
 
@@ -121,9 +127,7 @@ def test_the_investigator_signs_with_password_and_meaning(dlqi, ines, claire):
 
 
 def test_changing_signed_data_invalidates_the_signature_until_re_signed(dlqi, ines, claire):
-    nasa = save_form(
-        dlqi.subject, "NASA", NASA, by=claire, visit_code="D0", complete=True
-    ).record
+    nasa = save_form(dlqi.subject, "NASA", NASA, by=claire, visit_code="D0", complete=True).record
     signature = signatures.sign(dlqi.subject, by=ines, password=PERSONA_PASSWORD)
     nasa.refresh_from_db()
     assert nasa.status == "signed"

@@ -25,7 +25,8 @@ def _first_visit(definition, form):
 
 
 @pytest.mark.parametrize("form", NS_DUPI.forms, ids=lambda form: form.code)
-def test_every_ns_dupi_form_round_trips(subject, claire, d0, form):
+def test_every_ns_dupi_form_round_trips(planned_subject, claire, d0, form):
+    subject = planned_subject
     visit_code = _first_visit(NS_DUPI, form)
     data = form_values(NS_DUPI, form, d0)
     result = save_form(

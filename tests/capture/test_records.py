@@ -26,6 +26,22 @@ pytestmark = pytest.mark.django_db
 DLQI = [f"dlqi_q{i}" for i in range(1, 11)]
 
 
+@pytest.fixture
+def subject(planned_subject):
+    """Visits planned, no randomization: all that form capture needs (see conftest)."""
+    return planned_subject
+
+
+@pytest.fixture
+def randomized(stocked, new_subject, claire, d0):
+    """A randomized subject, with the D0 kits dispensed (for the days-since-dose item)."""
+    from trialdesk.randomization.allocation import randomize
+
+    subject = new_subject("TLS")
+    randomize(subject, by=claire, on=d0)
+    return subject
+
+
 def _dlqi(subject, by, answers, **kwargs):
     data = dict(zip(DLQI, answers, strict=True))
     return save_form(subject, "DLQI", data, by=by, visit_code="D0", **kwargs).record
@@ -141,7 +157,8 @@ def test_specific_ige_positive_at_the_threshold(subject, claire, value, positive
 
 
 @pytest.mark.parametrize(("days_after_dose", "expected"), [(0, 0), (1, 1), (5, 5)])
-def test_ae_days_since_last_dose(subject, claire, d0, days_after_dose, expected):
+def test_ae_days_since_last_dose(randomized, claire, d0, days_after_dose, expected):
+    subject = randomized
     kit = Kit.objects.filter(subject=subject).order_by("number").first()
     record_administration(
         subject,
