@@ -267,3 +267,19 @@ def _events_any():
 def test_the_record_keeps_its_study_version(subject, claire, ns_dupi):
     record = _dlqi(subject, claire, [1] * 10)
     assert record.study_version == ns_dupi.current_version
+
+
+def test_a_hard_check_without_an_item_names_the_values_it_read(subject, claire):
+    data = {"alt_value": 40, "alt_unit": "U/L", "alt_lln": 50, "alt_uln": 40}
+    with pytest.raises(HardCheckFailed) as refused:
+        save_form(subject, "LAB", data, by=claire, visit_code="D0")
+    assert refused.value.field == "LAB_RANGE_INVERTED"
+    assert "alt_lln=50" in str(refused.value) and "alt_uln=40" in str(refused.value)
+
+
+def test_the_audit_chain_stays_intact(subject, claire):
+    from trialdesk.audit.services import verify
+
+    _dlqi(subject, claire, [1] * 10)
+    _dlqi(subject, claire, [2] * 10, reason="re-read", complete=True)
+    assert verify().intact

@@ -403,14 +403,25 @@ def _run_checks(
         item = check.item or ""
         value = after.get(item, (None, None, "", False))[1] if item else None
         if check.severity == "hard":
+            shown = repr(value) if item else _values_read(check, after)
             raise HardCheckFailed(
                 item or check.id,
-                f"{value!r} refused by check {check.id}: {check.message.en}",
+                f"{shown} refused by check {check.id}: {check.message.en}",
                 check.id,
                 check.message,
             )
         fired.append((check, item, value))
     return fired
+
+
+def _values_read(check: Any, after: Mapping[str, tuple[str, Any, str, bool]]) -> str:
+    """The entered values a check without an item reads, as ``name=value`` pairs."""
+    pairs = [
+        f"{name}={after[name][1]!r}"
+        for name in sorted(check.expression.names)
+        if name in after and after[name][1] is not None
+    ]
+    return ", ".join(pairs) or "the values"
 
 
 def _missing_required(form: Form, after: Mapping[str, tuple[str, Any, str, bool]]) -> list[str]:
