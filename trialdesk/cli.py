@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("trialdesk.audit.commands", "audit"),
     ("trialdesk.randomization.commands", "randomization"),
     ("trialdesk.analysis.commands", "simulate"),
+    ("trialdesk.analysis.commands", "analyze"),
 ]
 
 

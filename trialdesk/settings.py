@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "trialdesk.randomization",
     "trialdesk.capture",
     "trialdesk.safety",
+    "trialdesk.analysis",
     "trialdesk.web",
 ]
 

@@ -406,3 +406,115 @@ def write_power_plot(result: SimulationResult, path: Path, n_points: int = 41) -
     path = Path(path)
     fig.savefig(path, dpi=120)
     return path
+
+
+# --------------------------------------------------------------------------------------------
+# trialdesk analyze
+
+
+@click.command()
+@click.option("--study", "study_code", default="ns-dupi", show_default=True, help="Study id.")
+@click.option(
+    "--blinded/--unblinded",
+    default=True,
+    show_default=True,
+    help="Blinded runs never read the allocation and store pooled summaries.",
+)
+@click.option("--seed", type=click.IntRange(min=0), help="Seed (drawn and recorded when omitted).")
+@click.option("--by", "username", help="The trialdesk user running it (required --unblinded).")
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="Analysis plan file  [default: analysis_plan.yaml of the study's directory]",
+)
+def analyze(
+    study_code: str, blinded: bool, seed: int | None, username: str | None, plan_path: Path | None
+) -> None:
+    """Run the study's analysis plan on datasets built now; store every result with provenance."""
+    from django.contrib.auth import get_user_model
+
+    from trialdesk.analysis.datasets import DatasetError
+    from trialdesk.analysis.plan import PlanError, load_plan
+    from trialdesk.analysis.runner import run_plan
+    from trialdesk.protocol import resolve_study_path
+    from trialdesk.protocol.models import Study
+    from trialdesk.randomization.errors import BlindingError
+
+    study = Study.objects.filter(code=study_code).first()
+    if study is None:
+        raise click.BadParameter(f"no study {study_code!r} in the database", param_hint="--study")
+    user = None
+    if username:
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise click.BadParameter(f"no active user {username!r}", param_hint="--by")
+    if not blinded and user is None:
+        raise click.UsageError("--unblinded needs --by USER, a user allowed to see allocations")
+    try:
+        directory = resolve_study_path(study_code)
+        plan = load_plan(plan_path.parent if plan_path else directory)
+    except PlanError as error:
+        raise click.ClickException(str(error)) from error
+    console, errors = Console(), Console(stderr=True)
+    columns = (TextColumn("analysing"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+    try:
+        with Progress(*columns, TextColumn("{task.description}"), console=errors) as bar:
+            task = bar.add_task("", total=len(plan.analyses))
+            run = run_plan(
+                study,
+                plan,
+                blinded=blinded,
+                user=user,
+                seed=seed,
+                progress=lambda a: bar.update(task, advance=1, description=a.id),
+            )
+    except (DatasetError, BlindingError) as error:
+        raise click.ClickException(str(error)) from error
+    console.print(_results_table(run))
+    console.print(
+        f"run {run.pk}: {'blinded' if run.blinded else 'unblinded'}, seed {run.seed}, study file "
+        f"v{run.study_version_label} ({run.study_sha256[:12]}), plan {run.plan_sha256[:12]}, "
+        f"trialdesk {run.code_version}"
+    )
+
+
+def _results_table(run: Any) -> Table:
+    table = Table(title=f"Analyses of {run.study.code}")
+    for name in ("analysis", "population", "n", "status", "result"):
+        table.add_column(name)
+    for result in run.results.all():
+        table.add_row(
+            result.analysis_id,
+            result.population,
+            str(result.n_subjects),
+            result.status,
+            headline(result.tables) or result.reason,
+        )
+    return table
+
+
+def headline(tables: dict[str, list[dict[str, Any]]]) -> str:
+    """One line of a result: the effect and its p value, or what the method reports first."""
+    if tables.get("posterior"):
+        row = tables["posterior"][0]
+        return f"P(effect < {row['threshold']:g}) = {row['prob_below_threshold']:.3f}"
+    if tables.get("summary"):
+        return f"tipping delta {tables['summary'][0]['tipping_delta']}"
+    if tables.get("rate_ratios"):
+        row = tables["rate_ratios"][0]
+        return f"{row['contrast']} rate ratio {_num(row['ratio'])}, p {_num(row['p'])}"
+    if tables.get("differences"):
+        row = tables["differences"][-1]
+        return f"{row['contrast']} {_num(row['estimate'])}, p {_num(row['p'])}"
+    if tables.get("test"):
+        row = tables["test"][0]
+        effect = row.get("estimate", row.get("hodges_lehmann"))
+        return f"effect {_num(effect)}, p {_num(row['p_value'])}"
+    if tables.get("pooled"):
+        return ", ".join(f"{r['visit']} n={r['n']}" for r in tables["pooled"])
+    return ""
+
+
+def _num(value: Any) -> str:
+    return "NA" if value is None else f"{value:.4g}"
