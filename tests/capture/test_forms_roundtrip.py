@@ -78,3 +78,13 @@ def test_every_ns_cohort_form_round_trips(cohort_subject, claire, form):
     values = values_of(FormRecord.objects.get(pk=result.record.pk))
     for code, raw in data.items():
         assert values[code] == NS_COHORT.parse_value(form.code, code, raw), code
+
+
+def test_visits_are_planned_for_a_cohort_subject_without_any(cohort_subject, claire):
+    from trialdesk.capture.cohort import plan_if_missing
+
+    assert plan_if_missing(cohort_subject, by=claire) == []
+    Visit.objects.filter(subject=cohort_subject).delete()
+    planned = plan_if_missing(cohort_subject, by=claire)
+    assert [v.code for v in planned] == [visit.code for visit in NS_COHORT.visits]
+    assert planned[0].done_on == ENROLLED_ON

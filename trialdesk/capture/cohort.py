@@ -83,3 +83,39 @@ def enrol(study: Study, site: Site, data: Mapping[str, Any], *, by: Any) -> Subj
         save_form(subject, form, data, by=by, complete=True)
         plan_visits(subject, d0, by=by)
     return subject
+
+
+def plan_if_missing(subject: Subject, *, by: Any) -> list[Any]:
+    """Plan the visits of a cohort subject who has none yet, from their enrolment date.
+
+    For a subject whose enrolment form was saved some other way (an import, a later fix):
+    returns the visits planned, or ``[]`` when the subject already has a schedule.
+
+    Raises
+    ------
+    CaptureError
+        Not an observational study, or no enrolment date saved yet.
+    """
+    from .models import Visit
+    from .records import find_record, values_of
+
+    check_may_enter(by, subject)
+    if subject.study.kind != "observational":
+        raise CaptureError(
+            "study", f"{subject.study.code} is randomized: visits follow randomization"
+        )
+    if Visit.objects.filter(subject=subject).exists():
+        return []
+    definition = definition_of(subject.study)
+    form = definition.screening_form
+    record = find_record(subject, form) if form else None
+    values = values_of(record, definition) if record is not None else {}
+    dates = (
+        [item.code for item in definition.form(form).items if item.data_type == "date"]
+        if form
+        else []
+    )
+    d0 = values.get(dates[0]) if dates else None
+    if d0 is None:
+        raise CaptureError("enrolment_date", f"{subject.subject_id} has no enrolment date saved")
+    return plan_visits(subject, d0, by=by)
