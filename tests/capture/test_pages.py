@@ -305,3 +305,21 @@ def test_every_cohort_form_renders_and_saves_through_its_page(client, studies, c
     assert FormRecord.objects.filter(subject=subject).count() == 1 + len(
         [f for f in NS_COHORT.forms if NS_COHORT.visits_of(f.code)]
     )
+
+
+def test_a_coordinator_enrols_a_cohort_subject_through_the_page(client, studies, claire, paul):
+    import datetime as dt
+
+    url = reverse("capture:enrol", args=["ns-cohort"])
+    client.force_login(claire)
+    page = _page(client.get(url))
+    assert 'data-testid="item-enrolment_date"' in page and 'value="NCK"' not in page
+    data = _post_values(form_values(NS_COHORT, NS_COHORT.form("ENROLMENT"), dt.date(2025, 1, 6)))
+    data["birth_date"] = "2018-05-01"
+    refused = client.post(url, {**data, "site": "NCK"})
+    assert refused.status_code == 400 and 'data-field="site"' in _page(refused)
+    response = client.post(url, {**data, "site": "TLS"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("capture:casebook", args=["ns-cohort", "TLS-001"])
+    assert 'data-testid="visit-BL"' in _page(client.get(response["Location"]))
+    assert client.get(reverse("capture:enrol", args=["ns-dupi"])).status_code == 404

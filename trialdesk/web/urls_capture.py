@@ -28,4 +28,5 @@ urlpatterns = [
     ),
     path("subjects/<str:subject_id>/sign/", views.sign, name="sign"),
     path("data-management/", views.data_management, name="data_management"),
+    path("enrol/", views.enrol, name="enrol"),
 ]

@@ -27,7 +27,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from trialdesk.accounts import policy
-from trialdesk.capture import locks, queries, records, signatures, verification
+from trialdesk.capture import cohort, locks, queries, records, signatures, verification
 from trialdesk.capture.models import FormRecord, Lock, LockScope, Query, ValueState, Visit
 from trialdesk.protocol.models import Study
 from trialdesk.protocol.schema import Form, Item
@@ -465,6 +465,53 @@ def _queries(request: HttpRequest, record: FormRecord | None) -> list[dict[str, 
         }
         for query in record.queries.prefetch_related("messages")
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# Cohort enrolment
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def enrol(request: HttpRequest, study: str) -> HttpResponse:
+    """Enrol a subject in an observational study: its enrolment form, then the casebook."""
+    found = _study(request, study)
+    definition = _definition(found)
+    if definition.kind != "observational" or not definition.screening_form:
+        raise Http404(f"study {study!r} has no cohort enrolment")
+    sites = screening.data_entry_sites(request.user, found)
+    if not sites:
+        raise PermissionDenied("only site staff enrol subjects")
+    form = _form(definition, definition.screening_form)
+    errors: dict[str, str] = {}
+    entered: dict[str, Any] | None = None
+    if request.method == "POST":
+        site = next((s for s in sites if s.code == request.POST.get("site")), None)
+        try:
+            if site is None:
+                raise records.CaptureError("site", f"{request.POST.get('site')!r} is not your site")
+            subject = cohort.enrol(found, site, _posted_values(form, request.POST), by=request.user)
+        except records.CaptureNotAllowed as error:
+            raise PermissionDenied(str(error)) from None
+        except records.CaptureError as error:
+            errors = {error.field: str(error)}
+            entered = request.POST.dict()
+        else:
+            messages.success(request, _("Enrolled."))
+            return redirect("capture:casebook", found.code, subject.subject_id)
+    return render(
+        request,
+        "web/capture/enrol.html",
+        {
+            "study": found,
+            "sites": sites,
+            "form_label": _text(form.label),
+            "groups": _groups(definition, form, None, entered, {}),
+            "errors": errors,
+            "may_enter": True,
+        },
+        status=400 if errors else 200,
+    )
 
 
 # --------------------------------------------------------------------------------------------
