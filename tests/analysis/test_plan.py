@@ -86,5 +86,8 @@ def test_an_analysis_declared_twice_is_refused():
 def test_a_missing_or_broken_file_is_named(tmp_path):
     with pytest.raises(PlanError, match="no analysis plan file"):
         load_plan(tmp_path)
+    other = tmp_path / "other_plan.yaml"
+    other.write_text(MINIMAL, encoding="utf-8")
+    assert load_plan(other).study == "mini"
     with pytest.raises(PlanError, match="not valid YAML"):
         load_plan(_write(tmp_path, "analyses: [unclosed"))

@@ -125,6 +125,7 @@ def test_an_unblinded_run_equals_direct_calls_and_records_its_provenance(trial, 
     _close(first["estimate"], fit.differences.iloc[0]["estimate"])
     deltas = results["NASA_TIPPING_POINT"].tables["deltas"]
     assert [d["estimate"] for d in deltas] == sorted(d["estimate"] for d in deltas)
+    assert results["NASA_TIPPING_POINT"].tables["summary"][0]["n_imputed"] == 2
 
     # infections: Poisson with follow-up years as exposure
     adsl = bundle["ADSL"].frame
@@ -229,5 +230,37 @@ def test_the_headline_names_the_effect():
 
     tables = {"differences": [{"contrast": "DUPI - PBO", "estimate": -2.5, "p": 0.0312}]}
     assert headline(tables) == "DUPI - PBO -2.5, p 0.0312"
-    assert headline({"summary": [{"tipping_delta": 1.5}]}) == "tipping delta 1.5"
+    summary = {"tipping_delta": 1.5, "note": "significance lost at this delta"}
+    assert headline({"summary": [summary]}) == "tipping delta 1.5 (significance lost at this delta)"
     assert headline({}) == ""
+
+
+@pytest.mark.parametrize(
+    ("p_values", "delta", "note"),
+    [
+        ([0.01, 0.03, 0.2, 0.01], 1.0, "significance lost at this delta"),
+        ([0.2, 0.01, 0.3, 0.4], None, "not significant without a shift"),
+        ([0.001, 0.01, 0.02, 0.049], None, "significant at every delta tried"),
+    ],
+)
+def test_the_tipping_delta_is_the_first_that_loses_significance(p_values, delta, note):
+    from trialdesk.analysis.runner import _tipping
+
+    rows = [{"delta": d, "p": p} for d, p in zip([0.0, 0.5, 1.0, 1.5], p_values, strict=True)]
+    tipping = _tipping(rows, _analysis())
+    assert tipping == {"tipping_delta": delta, "note": note}
+
+
+def _analysis():
+    from trialdesk.analysis.plan import Analysis
+
+    return Analysis(
+        id="TP",
+        label="tipping",
+        kind="sensitivity",
+        dataset="ADNASA",
+        param="NASA",
+        visits=["W16"],
+        method="tipping_point",
+        deltas=[0.0, 0.5, 1.0, 1.5],
+    )

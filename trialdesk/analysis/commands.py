@@ -425,7 +425,7 @@ def write_power_plot(result: SimulationResult, path: Path, n_points: int = 41) -
 @click.option(
     "--plan",
     "plan_path",
-    type=click.Path(exists=True, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Analysis plan file  [default: analysis_plan.yaml of the study's directory]",
 )
 def analyze(
@@ -453,7 +453,7 @@ def analyze(
         raise click.UsageError("--unblinded needs --by USER, a user allowed to see allocations")
     try:
         directory = resolve_study_path(study_code)
-        plan = load_plan(plan_path.parent if plan_path else directory)
+        plan = load_plan(plan_path or directory)
     except PlanError as error:
         raise click.ClickException(str(error)) from error
     console, errors = Console(), Console(stderr=True)
@@ -500,7 +500,9 @@ def headline(tables: dict[str, list[dict[str, Any]]]) -> str:
         row = tables["posterior"][0]
         return f"P(effect < {row['threshold']:g}) = {row['prob_below_threshold']:.3f}"
     if tables.get("summary"):
-        return f"tipping delta {tables['summary'][0]['tipping_delta']}"
+        row = tables["summary"][0]
+        delta = row["tipping_delta"]
+        return row["note"] if delta is None else f"tipping delta {delta:g} ({row['note']})"
     if tables.get("rate_ratios"):
         row = tables["rate_ratios"][0]
         return f"{row['contrast']} rate ratio {_num(row['ratio'])}, p {_num(row['p'])}"

@@ -133,15 +133,17 @@ class AnalysisPlanFile(_Frozen):
         raise PlanError("analyses", f"no analysis {analysis_id!r}")
 
 
-def load_plan(study_dir: Path) -> AnalysisPlanFile:
-    """Read and validate ``analysis_plan.yaml`` of a study directory.
+def load_plan(path: Path | str) -> AnalysisPlanFile:
+    """Read and validate a plan file, or ``analysis_plan.yaml`` of a study directory.
 
     Raises
     ------
     PlanError
         The file is missing, is not YAML, or breaks the schema (every problem listed).
     """
-    path = Path(study_dir) / PLAN_FILE
+    path = Path(path)
+    if path.is_dir():
+        path = path / PLAN_FILE
     if not path.is_file():
         raise PlanError(str(path), "no analysis plan file")
     try:

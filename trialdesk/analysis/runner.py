@@ -320,9 +320,23 @@ def _tipping_point(data: pd.DataFrame, analysis: Analysis, ctx: Context) -> Outc
                 "p": diff["p"],
             }
         )
-    tipping = next((r["delta"] for r in rows if r["p"] >= analysis.alpha), None)
-    summary = {"tipping_delta": tipping, "alpha": analysis.alpha, "n_imputed": rows[0]["n_imputed"]}
+    summary = {
+        "alpha": analysis.alpha,
+        "n_imputed": rows[0]["n_imputed"],
+        **_tipping(rows, analysis),
+    }
     return Outcome(ResultStatus.DONE, {"deltas": rows, "summary": [summary]}, len(data))
+
+
+def _tipping(rows: list[dict[str, Any]], analysis: Analysis) -> dict[str, Any]:
+    """The first delta at which a significant result stops being significant, with a note."""
+    significant = [r["p"] is not None and r["p"] < analysis.alpha for r in rows]
+    if not significant[0]:
+        return {"tipping_delta": None, "note": "not significant without a shift"}
+    for row, still in zip(rows, significant, strict=True):
+        if not still:
+            return {"tipping_delta": row["delta"], "note": "significance lost at this delta"}
+    return {"tipping_delta": None, "note": "significant at every delta tried"}
 
 
 METHODS: dict[str, Callable[[pd.DataFrame, Analysis, Context], Outcome]] = {
