@@ -23,6 +23,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("trialdesk.randomization.commands", "randomization"),
     ("trialdesk.analysis.commands", "simulate"),
     ("trialdesk.analysis.commands", "analyze"),
+    ("trialdesk.demo.commands", "demo"),
 ]
 
 

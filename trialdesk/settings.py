@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "trialdesk.capture",
     "trialdesk.safety",
     "trialdesk.analysis",
+    "trialdesk.demo",
     "trialdesk.web",
 ]
 
@@ -101,6 +102,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "trialdesk.demo.context.synthetic_banner",
             ],
         },
     },
