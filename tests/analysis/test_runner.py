@@ -264,3 +264,90 @@ def _analysis():
         method="tipping_point",
         deltas=[0.0, 0.5, 1.0, 1.5],
     )
+
+
+def _hand_bundle():
+    """Two arms of three subjects, pruritus at D0, W2 and W4, built by hand (no database)."""
+    from trialdesk.analysis.datasets import AnalysisDataset, DatasetBundle
+
+    arms = {"S1": "DUPI", "S2": "DUPI", "S3": "DUPI", "S4": "PBO", "S5": "PBO", "S6": "PBO"}
+    adsl = pd.DataFrame(
+        {
+            "USUBJID": list(arms),
+            "STRATUM": ["TLS"] * 6,
+            "TRT01P": list(arms.values()),
+            "RANDSEQ": range(1, 7),
+            "ITTFL": ["Y"] * 6,
+            "PPROTFL": ["Y"] * 6,
+            "SAFFL": ["Y"] * 6,
+        }
+    )
+    rows = []
+    for index, subject in enumerate(arms):
+        for week, visit in ((2, "W2"), (4, "W4")):
+            rows.append(
+                {
+                    "USUBJID": subject,
+                    "SITEID": "TLS",
+                    "PARAMCD": "PRURITUS",
+                    "AVISIT": visit,
+                    "AVISITN": week,
+                    "AVAL": 5.0 - index * 0.3 - week * 0.2,
+                    "BASE": 6.0 + index % 2,
+                    "CHG": -1.0 - index * 0.3 - week * 0.2,
+                    "ANL01FL": "Y",
+                }
+            )
+    datasets = {"ADSL": adsl, "ADPRUR": pd.DataFrame(rows)}
+    return DatasetBundle("mini", False, {k: AnalysisDataset(k, v) for k, v in datasets.items()})
+
+
+def _context():
+    from trialdesk.analysis.runner import Context
+
+    return Context(active="DUPI", control="PBO", scheme=SCHEME, seed=1)
+
+
+def test_an_mmrm_that_does_not_converge_is_stored_with_its_reason(monkeypatch):
+    from trialdesk.analysis import runner
+    from trialdesk.stats.mmrm.errors import ConvergenceError
+
+    def fails(*args, **kwargs):
+        raise ConvergenceError("no optimizer converged")
+
+    monkeypatch.setattr(runner.stats, "fit_mmrm", fails)
+    analysis = _analysis().model_copy(
+        update={"method": "mmrm", "param": "PRURITUS", "dataset": "ADPRUR", "visits": ["W2", "W4"]}
+    )
+    outcome = runner.run_analysis(_hand_bundle(), analysis, _context())
+    assert outcome.status == "not_run"
+    assert "ConvergenceError" in outcome.reason and outcome.tables == {}
+
+
+def test_an_arm_with_too_few_subjects_is_not_run():
+    from trialdesk.analysis.runner import run_analysis
+
+    bundle = _hand_bundle()
+    adsl = bundle["ADSL"].frame
+    adsl.loc[adsl["USUBJID"].isin(["S5", "S6"]), "PPROTFL"] = "N"
+    analysis = _analysis().model_copy(
+        update={
+            "method": "ancova",
+            "param": "PRURITUS",
+            "dataset": "ADPRUR",
+            "visits": ["W4"],
+            "population": "PP",
+            "covariates": ["BASE"],
+        }
+    )
+    outcome = run_analysis(bundle, analysis, _context())
+    assert outcome.status == "not_run"
+    assert outcome.reason.startswith("too little data: 1 analysable subject(s) in arm PBO")
+    itt = run_analysis(bundle, analysis.model_copy(update={"population": "ITT"}), _context())
+    assert itt.status == "done" and itt.n_subjects == 6
+
+
+def test_the_cli_lists_analyze():
+    from trialdesk.cli import COMMANDS
+
+    assert ("trialdesk.analysis.commands", "analyze") in COMMANDS

@@ -383,8 +383,9 @@ def run_analysis(bundle: DatasetBundle, analysis: Analysis, ctx: Context) -> Out
         outcome = METHODS[analysis.method](data, analysis, ctx)
     except AnalysisNotRun as reason:
         return Outcome(ResultStatus.NOT_RUN, {}, 0, str(reason))
-    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
-        # The statistics raise ValueError subclasses naming what the data cannot identify.
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError, stats.MmrmError) as error:
+        # What the data cannot identify (ValueError subclasses naming it) or an MMRM that does
+        # not converge (ConvergenceError) is a reason, not a crash.
         return Outcome(ResultStatus.NOT_RUN, {}, 0, f"{type(error).__name__}: {error}")
     tables = {name: [_clean_row(row) for row in rows] for name, rows in outcome.tables.items()}
     return Outcome(outcome.status, tables, outcome.n_subjects, outcome.reason)
