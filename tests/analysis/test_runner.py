@@ -351,3 +351,21 @@ def test_the_cli_lists_analyze():
     from trialdesk.cli import COMMANDS
 
     assert ("trialdesk.analysis.commands", "analyze") in COMMANDS
+
+
+def test_stored_runs_and_results_cannot_be_changed(ns_dupi, plan):
+    from django.db import DatabaseError, transaction
+
+    from trialdesk.analysis.models import AnalysisResult, AnalysisRun
+    from trialdesk.analysis.runner import run_plan
+
+    run = run_plan(ns_dupi, plan, blinded=True, seed=1)
+    result = run.results.first()
+    for model, pk, change in ((AnalysisRun, run.pk, {"seed": 2}), (AnalysisResult, result.pk, {})):
+        table = model._meta.db_table
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            model.objects.filter(pk=pk).update(**(change or {"status": "done"}))
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {table} WHERE id = %s", [pk])
+    assert AnalysisRun.objects.get(pk=run.pk).seed == 1
