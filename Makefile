@@ -18,6 +18,7 @@ install: $(BIN)/python
 
 setup:
 	$(BIN)/trialdesk setup
+	$(BIN)/trialdesk demo --if-empty
 
 serve:
 	$(BIN)/trialdesk serve
