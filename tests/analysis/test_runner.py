@@ -172,6 +172,7 @@ def test_a_blinded_command_run_stores_pooled_summaries_without_reading_the_alloc
 ):
     from trialdesk.analysis.commands import analyze
     from trialdesk.analysis.models import AnalysisRun
+    from trialdesk.analysis.runner import latest_run
 
     with CaptureQueriesContext(connection) as queries:
         result = CliRunner().invoke(analyze, ["--study", "ns-dupi", "--seed", "3", "--by", "simon"])
@@ -214,6 +215,8 @@ def test_a_blinded_command_run_stores_pooled_summaries_without_reading_the_alloc
     no_user = CliRunner().invoke(analyze, ["--study", "ns-dupi", "--unblinded"])
     assert no_user.exit_code == 2 and "--by" in no_user.output
     assert AnalysisRun.objects.count() == 1
+    assert latest_run(ns_dupi, blinded=True) == run
+    assert latest_run(ns_dupi, blinded=False) is None
 
 
 def test_records_are_json_safe():

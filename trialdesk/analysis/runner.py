@@ -523,6 +523,12 @@ def _store(
     return run
 
 
+def latest_run(study: Study, *, blinded: bool) -> AnalysisRun | None:
+    """The most recent blinded (or unblinded) run of the study, with its results prefetched."""
+    runs = AnalysisRun.objects.filter(study=study, blinded=blinded).prefetch_related("results")
+    return runs.order_by("-started_at", "-id").first()
+
+
 # --------------------------------------------------------------------------------------------
 # JSON tables
 
