@@ -421,7 +421,7 @@ def write_power_plot(result: SimulationResult, path: Path, n_points: int = 41) -
     help="Blinded runs never read the allocation and store pooled summaries.",
 )
 @click.option("--seed", type=click.IntRange(min=0), help="Seed (drawn and recorded when omitted).")
-@click.option("--by", "username", help="The trialdesk user running it (required --unblinded).")
+@click.option("--by", "username", help="The trialdesk user running it (required with --unblinded).")
 @click.option(
     "--plan",
     "plan_path",
