@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(scope="module")
-def demo(django_db_setup, django_db_blocker):
+def demo(django_db_setup, django_db_blocker, studies_parsed_once):
     """The full demo (40 screened, 24 randomized, 3 cohort patients), rolled back afterwards."""
     fast = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     mail = "django.core.mail.backends.locmem.EmailBackend"

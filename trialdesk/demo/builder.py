@@ -191,14 +191,21 @@ def build(
         )
     base = Path(studies_dir or settings.STUDIES_DIR)
     with transaction.atomic():
-        trial = load_study_into_db(base / TRIAL).study
-        cohort = load_study_into_db(base / COHORT).study
+        trial, cohort = (_loaded_study(base, code) for code in (TRIAL, COHORT))
         staff = _Staff.create([trial, cohort])
         screened, randomized, arms = _Trial(trial, staff, seed, today, size).build()
         build_cohort(cohort, staff.coordinator, seed, today, count=size.cohort)
         DemoMarker.objects.create(study=trial, seed=seed, today=today)
         DemoMarker.objects.create(study=cohort, seed=seed, today=today)
     return DemoSummary(seed, today, screened, randomized, arms, size.cohort)
+
+
+def _loaded_study(base: Path, code: str) -> Study:
+    """The study as ``trialdesk setup`` loaded it, or loaded now from ``base`` if it was not."""
+    study = Study.objects.filter(code=code).first()
+    if study is not None and study.current_version is not None:
+        return study
+    return load_study_into_db(base / code).study
 
 
 # --------------------------------------------------------------------------------------------
