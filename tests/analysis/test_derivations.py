@@ -13,8 +13,9 @@ VISITS = ["W2", "W4", "W6", "W8", "W10", "W12", "W14", "W16"]
 
 @pytest.fixture
 def two_subjects(ns_dupi, stocked, new_subject, claire):
-    """TLS-001 has every visit to W16 done (W4 five days late) with grams at each, no D0 NASA;
-    TLS-002 has W2 done only, with no corticosteroid used."""
+    """TLS-001 has every visit to W16 done (W4 five days late) with grams at each, no D0 NASA,
+    IL-17A at D0 and twice at W16, S. aureus at W16; TLS-002 has W2 done only, no
+    corticosteroid used."""
     full = world.randomized(new_subject, "TLS", claire)
     partial = world.randomized(new_subject, "TLS", claire)
     world.tcs(full, "D0", 15, claire)
@@ -22,6 +23,10 @@ def two_subjects(ns_dupi, stocked, new_subject, claire):
         world.visit_done(full, code, claire, shift=5 if code == "W4" else 0)
         world.tcs(full, code, 30 * (index + 1), claire)
     world.nasa(full, "W16", 4, claire)
+    world.marker(full, "D0", "IL17A", 8.0, claire)
+    world.marker(full, "W16", "IL17A", 3.0, claire)
+    world.marker(full, "W16", "IL17A", 4.0, claire)
+    world.marker(full, "W16", "S_AUREUS", 0.25, claire)
     world.visit_done(partial, "W2", claire)
     world.tcs(partial, "W2", 0, claire)
     return full, partial
@@ -70,3 +75,17 @@ def test_a_major_deviation_at_any_visit_when_the_plan_names_no_visit(two_subject
     adsl = build_datasets(ns_dupi, strict, blinded=True)["ADSL"].frame
     assert "major deviation visit_out_of_window at W4" in _row(adsl, "TLS-001")["PPEXCL"]
     assert "major deviation" not in _row(adsl, "TLS-002")["PPEXCL"]
+
+
+def test_markers_are_one_parameter_per_code_averaged_over_records(two_subjects, ns_dupi, plan):
+    from trialdesk.analysis.datasets import build_datasets
+
+    marks = build_datasets(ns_dupi, plan, blinded=True)["ADMARK"].frame
+    assert set(marks["PARAMCD"]) >= {"IL17A", "S_AUREUS", "SHANNON"}
+    full = marks.loc[marks["USUBJID"] == "TLS-001"].set_index(["PARAMCD", "AVISIT"])
+    il17 = full.loc[("IL17A", "W16")]
+    assert (il17["AVAL"], il17["BASE"], il17["CHG"], il17["ANL01FL"]) == (3.5, 8.0, -4.5, "Y")
+    assert full.loc[("IL17A", "D0")]["ABLFL"] == "Y"
+    aureus = full.loc[("S_AUREUS", "W16")]
+    assert aureus["AVAL"] == 0.25 and math.isnan(aureus["CHG"]) and aureus["ANL01FL"] is None
+    assert full.loc[("IL17A", "W16")]["PARAM"] == "IL-17A"

@@ -192,6 +192,7 @@ def test_a_blinded_command_run_stores_pooled_summaries_without_reading_the_alloc
         "ADIGE",
         "ADINF",
         "ADTCS",
+        "ADMARK",
     }
     statuses = {r.status for r in run.results.all()}
     assert statuses == {"blinded"}

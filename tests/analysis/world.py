@@ -88,3 +88,17 @@ def dose(subject, code: str, by) -> None:
         "full_dose": True,
     }
     save_form(subject, "DRUG", data, by=by, visit_code=code)
+
+
+def marker(subject, code: str, marker_code: str, value: float, by) -> None:
+    """One marker result (a repeating MARKERS record) reported at a visit."""
+    from trialdesk.capture.records import save_form
+
+    data = {
+        "marker_sample_id": f"S-{subject.subject_id}-{code}",
+        "marker": marker_code,
+        "marker_method": "qpcr",
+        "marker_value": value,
+        "marker_unit": "fold",
+    }
+    save_form(subject, "MARKERS", data, by=by, visit_code=code)

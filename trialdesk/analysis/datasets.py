@@ -2,7 +2,8 @@
 
 :func:`build_datasets` returns one subject-level dataset (``ADSL``, one row per randomized
 subject) and one long dataset per endpoint (``ADNASA``, ``ADPRUR``, ``ADPAIN``, ``ADDLQI``,
-``ADTEWL``, ``ADIGE``: one row per subject and planned visit; ``ADINF`` and ``ADTCS``: one
+``ADTEWL``, ``ADIGE``, ``ADMARK``: one row per subject, parameter and planned visit; ``ADINF``
+and ``ADTCS``: one
 row per subject, summed over the endpoint's visits). The variables, the derivations and the
 population rules are in ``docs/analysis_datasets.md``; :func:`data_dictionary` returns the
 dictionary as data.
@@ -87,6 +88,7 @@ ENDPOINT_SPECS: tuple[EndpointSpec, ...] = (
     EndpointSpec("ADTEWL", "TEWL", "TEWL", "Transepidermal water loss (g/m2/h)"),
     EndpointSpec("ADIGE", "TOTAL_IGE", "IGE", "Total IgE (kU/L)"),
     EndpointSpec("ADIGE", "TOTAL_IGE", "LIGE", "log10 total IgE (log10 kU/L)", log10=True),
+    EndpointSpec("ADMARK", "MARKERS", "", "Skin biopsy and microbiome markers", kind="markers"),
     EndpointSpec("ADINF", "SKIN_INFECTIONS", "INFCNT", "Skin infections", kind="sum"),
     EndpointSpec("ADTCS", "TCS_GRAMS", "TCSG", "Topical corticosteroids (g)", kind="sum"),
 )
@@ -183,7 +185,12 @@ BDS_VARIABLES: tuple[Variable, ...] = (
     _V("STUDYID", "Study identifier", "text", "As ADSL."),
     _V("USUBJID", "Subject identifier", "text", "As ADSL."),
     _V("SITEID", "Site", "text", "As ADSL."),
-    _V("PARAMCD", "Parameter code", "text", "NASA, PRURITUS, PAIN, DLQI, TEWL, IGE, LIGE."),
+    _V(
+        "PARAMCD",
+        "Parameter code",
+        "text",
+        "NASA, PRURITUS, PAIN, DLQI, TEWL, IGE, LIGE; the marker code in ADMARK.",
+    ),
     _V("PARAM", "Parameter", "text", "Label of the parameter with its unit."),
     _V(
         "AVISIT",
@@ -338,7 +345,9 @@ class _Capture:
     deviations: dict[int, list[ProtocolDeviation]]
 
 
-def _read_capture(study: Study, forms: Iterable[str], d0_code: str, drug_form: str) -> _Capture:
+def _read_capture(
+    study: Study, forms: Iterable[str], d0_code: str, drug_form: str, marker_form: str | None
+) -> _Capture:
     subjects = list(
         Subject.objects.filter(study=study, visits__code=d0_code)
         .select_related("site")
@@ -371,11 +380,35 @@ def _read_capture(study: Study, forms: Iterable[str], d0_code: str, drug_form: s
     for subject_id, value in administered:
         if value:
             drug_dates[subject_id].append(dt.date.fromisoformat(str(value)[:10]))
+    for key, numbers in _marker_values(ids, marker_form).items():
+        values[key] = {"marker_value": sum(numbers) / len(numbers)}
     exits = {d.subject_id: d for d in Discontinuation.objects.filter(subject_id__in=ids)}
     deviations: dict[int, list[ProtocolDeviation]] = defaultdict(list)
     for deviation in ProtocolDeviation.objects.filter(subject_id__in=ids).select_related("visit"):
         deviations[deviation.subject_id].append(deviation)
     return _Capture(subjects, visits, values, drug_visits, drug_dates, exits, deviations)
+
+
+def _marker_values(ids: list[int], form: str | None) -> dict[tuple[int, str, str], list[float]]:
+    """Marker records (repeating) by (subject, ``FORM:MARKER``, visit): their values."""
+    if form is None:
+        return {}
+    records: dict[int, dict[str, Any]] = defaultdict(dict)
+    rows = ItemValue.objects.filter(
+        record__subject_id__in=ids,
+        record__form=form,
+        record__repeating=True,
+        item__in=["marker", "marker_value"],
+        state=ValueState.VALUE,
+    ).values_list("record_id", "record__subject_id", "record__visit_code", "item", "value")
+    for record_id, subject_id, visit_code, item, value in rows:
+        records[record_id].update({"subject": subject_id, "visit": visit_code, item: value})
+    out: dict[tuple[int, str, str], list[float]] = defaultdict(list)
+    for record in records.values():
+        number = _number(record.get("marker_value"))
+        if record.get("marker") and number is not None:
+            out[(record["subject"], f"{form}:{record['marker']}", record["visit"])].append(number)
+    return out
 
 
 def _number(value: Any) -> float | None:
@@ -421,7 +454,8 @@ def build_datasets(
     forms = {endpoints[s.endpoint].form for s in ENDPOINT_SPECS if s.endpoint in endpoints}
     forms |= {"INFECT", "TCS"} & {f.code for f in definition.forms}
     drug_form = definition.dosing.form if definition.dosing else "DRUG"
-    capture = _read_capture(study, forms, d0_code, drug_form)
+    markers = endpoints.get("MARKERS")
+    capture = _read_capture(study, forms, d0_code, drug_form, markers.form if markers else None)
     weeks = {v.code: v.day / 7 for v in definition.visits}
     long: dict[str, list[pd.DataFrame]] = defaultdict(list)
     for spec in ENDPOINT_SPECS:
@@ -430,6 +464,10 @@ def build_datasets(
             continue
         if spec.kind == "sum":
             long[spec.dataset].append(_sum_rows(study, spec, endpoint, capture, d0_code))
+        elif spec.kind == "markers":
+            for marker_spec, marker_endpoint in _marker_params(definition, spec, endpoint):
+                rows = _visit_rows(study, marker_spec, marker_endpoint, capture, weeks)
+                long[spec.dataset].append(rows)
         else:
             long[spec.dataset].append(_visit_rows(study, spec, endpoint, capture, weeks))
     datasets = {
@@ -522,6 +560,22 @@ def _visit_rows(
                 }
             )
     return pd.DataFrame(rows, columns=[v.name for v in BDS_VARIABLES])
+
+
+def _marker_params(definition: Any, spec: EndpointSpec, endpoint: Any) -> list[tuple[Any, Any]]:
+    """One parameter per code of the marker item's code list (``PARAMCD`` is the code).
+
+    The marker endpoint's form is read as the pseudo-form ``MARKERS:<code>`` that
+    :func:`_marker_values` fills with the mean of the subject's records at the visit.
+    """
+    codelist = definition.codelist(definition.item(endpoint.form, "marker").codelist)
+    return [
+        (
+            EndpointSpec(spec.dataset, spec.endpoint, item.code, item.label.en),
+            endpoint.model_copy(update={"form": f"{endpoint.form}:{item.code}"}),
+        )
+        for item in codelist.items
+    ]
 
 
 def _done(visit: Visit | None) -> bool:
