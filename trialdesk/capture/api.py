@@ -18,8 +18,7 @@ from ninja.errors import HttpError
 from trialdesk.accounts import policy
 from trialdesk.protocol import ProtocolError
 from trialdesk.protocol.definitions import StudyDefinitionUnavailable
-from trialdesk.protocol.models import Study
-from trialdesk.screening import services as screening
+from trialdesk.screening.api import study_or_404, subject_or_404
 from trialdesk.screening.models import Subject
 
 from . import queries, records, schedule
@@ -87,20 +86,6 @@ class WorkItemOut(Schema):
     window_end: dt.date
 
 
-def _study(request: HttpRequest, code: str) -> Study:
-    study = screening.find_study(request.user, code)
-    if study is None:
-        raise HttpError(404, f"study: {code!r} not found")
-    return study
-
-
-def _subject(request: HttpRequest, study: Study, subject_id: str) -> Subject:
-    subject = screening.find_subject(request.user, study, subject_id)
-    if subject is None:
-        raise HttpError(404, f"subject: {subject_id!r} not found")
-    return subject
-
-
 def _refused(error: Exception) -> HttpError:
     if isinstance(error, schedule.ScheduleNotAllowed):
         return HttpError(403, str(error))
@@ -153,7 +138,7 @@ def schedule_out(subject: Subject) -> dict[str, Any]:
 
 @router.get("/subjects/{subject_id}", response=ScheduleOut, summary="A subject's visit schedule")
 def subject_schedule(request: HttpRequest, study: Path[str], subject_id: str) -> Any:
-    subject = _subject(request, _study(request, study), subject_id)
+    subject = subject_or_404(request, study_or_404(request, study), subject_id)
     return schedule_out(subject)
 
 
@@ -165,7 +150,7 @@ def subject_schedule(request: HttpRequest, study: Path[str], subject_id: str) ->
 def visit_done(
     request: HttpRequest, study: Path[str], subject_id: str, code: str, payload: DoneIn
 ) -> Any:
-    subject = _subject(request, _study(request, study), subject_id)
+    subject = subject_or_404(request, study_or_404(request, study), subject_id)
     try:
         schedule.record_visit(subject, code, payload.done_on, by=request.user)
     except _FAILURES as error:
@@ -179,7 +164,7 @@ def visit_done(
 def visit_missed(
     request: HttpRequest, study: Path[str], subject_id: str, code: str, payload: MissedIn
 ) -> Any:
-    subject = _subject(request, _study(request, study), subject_id)
+    subject = subject_or_404(request, study_or_404(request, study), subject_id)
     try:
         schedule.mark_missed(subject, code, reason=payload.reason, by=request.user)
     except _FAILURES as error:
@@ -195,7 +180,7 @@ def visit_missed(
 def discontinue(
     request: HttpRequest, study: Path[str], subject_id: str, payload: DiscontinueIn
 ) -> Any:
-    subject = _subject(request, _study(request, study), subject_id)
+    subject = subject_or_404(request, study_or_404(request, study), subject_id)
     try:
         schedule.discontinue(
             subject, payload.kind, on=payload.on, reason=payload.reason, by=request.user
@@ -208,7 +193,7 @@ def discontinue(
 
 @router.get("/worklist", response=list[WorkItemOut], summary="Overdue, due and missed visits")
 def worklist(request: HttpRequest, study: Path[str], site: str | None = None) -> Any:
-    found = _study(request, study)
+    found = study_or_404(request, study)
     site_row = None
     if site is not None:
         site_row = policy.visible_sites(request.user, found).filter(code=site).first()
@@ -337,7 +322,7 @@ def _save(
     visit: str = "",
     number: int | None = None,
 ) -> dict[str, Any]:
-    subject = _subject(request, _study(request, study), subject_id)
+    subject = subject_or_404(request, study_or_404(request, study), subject_id)
     try:
         result = records.save_form(
             subject,
@@ -358,7 +343,7 @@ def _save(
     "/subjects/{subject_id}/records", response=list[RecordOut], summary="A subject's form records"
 )
 def subject_records(request: HttpRequest, study: Path[str], subject_id: str) -> Any:
-    subject = _subject(request, _study(request, study), subject_id)
+    subject = subject_or_404(request, study_or_404(request, study), subject_id)
     return [record_out(r) for r in records.records_of(subject)]
 
 
@@ -370,7 +355,7 @@ def subject_records(request: HttpRequest, study: Path[str], subject_id: str) -> 
 def visit_form(
     request: HttpRequest, study: Path[str], subject_id: str, visit: str, form: str
 ) -> Any:
-    subject = _subject(request, _study(request, study), subject_id)
+    subject = subject_or_404(request, study_or_404(request, study), subject_id)
     record = records.find_record(subject, form, visit_code=visit)
     if record is None:
         raise HttpError(404, f"form: {form} at {visit} is not started")
@@ -419,7 +404,7 @@ def create_record(
 def repeating_record(
     request: HttpRequest, study: Path[str], subject_id: str, form: str, number: int
 ) -> Any:
-    subject = _subject(request, _study(request, study), subject_id)
+    subject = subject_or_404(request, study_or_404(request, study), subject_id)
     record = records.find_record(subject, form, number=number)
     if record is None:
         raise HttpError(404, f"record: {form} #{number} not found")
@@ -445,7 +430,7 @@ def save_record(
 
 @forms_router.get("/queries", response=list[QueryOut], summary="Queries of the visible sites")
 def query_list(request: HttpRequest, study: Path[str], status: str | None = None) -> Any:
-    found = _study(request, study)
+    found = study_or_404(request, study)
     found_queries = queries.visible_queries(request.user, found).select_related("raised_by")
     if status:
         found_queries = found_queries.filter(status=status)
@@ -477,7 +462,7 @@ def query_step(
     }
     if step not in steps:
         raise HttpError(404, f"step: {step!r} is not one of answer, close, reopen")
-    found = _study(request, study)
+    found = study_or_404(request, study)
     query = queries.visible_queries(request.user, found).filter(pk=query_id).first()
     if query is None:
         raise HttpError(404, f"query: #{query_id} not found")
@@ -489,7 +474,7 @@ def query_step(
 
 
 def _record(request: HttpRequest, study: str, record_id: int) -> FormRecord:
-    found = _study(request, study)
+    found = study_or_404(request, study)
     record = (
         FormRecord.objects.filter(
             pk=record_id,

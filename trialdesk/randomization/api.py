@@ -21,6 +21,7 @@ from trialdesk.protocol import ProtocolError
 from trialdesk.protocol.definitions import StudyDefinitionUnavailable
 from trialdesk.protocol.models import Site, Study
 from trialdesk.screening import services as screening
+from trialdesk.screening.api import study_or_404, subject_or_404
 from trialdesk.screening.models import Subject
 
 from . import allocation, supply, unblinding
@@ -188,20 +189,6 @@ class UnblindingsOut(Schema):
 # --------------------------------------------------------------------------------------------
 
 
-def _study(request: HttpRequest, code: str) -> Study:
-    study = screening.find_study(request.user, code)
-    if study is None:
-        raise HttpError(404, f"study: {code!r} not found")
-    return study
-
-
-def _subject(request: HttpRequest, study: Study, subject_id: str) -> Subject:
-    subject = screening.find_subject(request.user, study, subject_id)
-    if subject is None:
-        raise HttpError(404, f"subject: {subject_id!r} not found")
-    return subject
-
-
 def _site(request: HttpRequest, study: Study, code: str) -> Site:
     site = policy.visible_sites(request.user, study).filter(code=code).first()
     if site is None:
@@ -227,9 +214,9 @@ _FAILURES = (RandomizationError, StudyDefinitionUnavailable, ProtocolError)
 
 @router.get("/subjects/{subject_id}", response=TreatmentOut, summary="A subject's treatment")
 def subject_treatment(request: HttpRequest, study: Path[str], subject_id: str) -> Any:
-    found = _study(request, study)
+    found = study_or_404(request, study)
     try:
-        return treatment_summary(request.user, _subject(request, found, subject_id))
+        return treatment_summary(request.user, subject_or_404(request, found, subject_id))
     except _FAILURES as error:
         raise _refused(error) from None
 
@@ -238,7 +225,7 @@ def subject_treatment(request: HttpRequest, study: Path[str], subject_id: str) -
     "/subjects/{subject_id}/checks", response=ChecksOut, summary="May this subject be randomized?"
 )
 def randomization_checks(request: HttpRequest, study: Path[str], subject_id: str) -> Any:
-    subject = _subject(request, _study(request, study), subject_id)
+    subject = subject_or_404(request, study_or_404(request, study), subject_id)
     refusals = allocation.refusal_reasons(subject)
     return {
         "subject_id": subject.subject_id,
@@ -253,7 +240,7 @@ def randomization_checks(request: HttpRequest, study: Path[str], subject_id: str
     summary="Randomize: a number and the D0 kits, never the arm",
 )
 def randomize(request: HttpRequest, study: Path[str], subject_id: str, payload: RandomizeIn) -> Any:
-    subject = _subject(request, _study(request, study), subject_id)
+    subject = subject_or_404(request, study_or_404(request, study), subject_id)
     try:
         result = allocation.randomize(subject, by=request.user, on=payload.d0_date)
     except _FAILURES as error:
@@ -277,7 +264,7 @@ def randomize(request: HttpRequest, study: Path[str], subject_id: str, payload: 
     summary="Dispense the kits of a dosing visit",
 )
 def dispense(request: HttpRequest, study: Path[str], subject_id: str, payload: DispenseIn) -> Any:
-    subject = _subject(request, _study(request, study), subject_id)
+    subject = subject_or_404(request, study_or_404(request, study), subject_id)
     try:
         supply.dispense(subject, payload.visit, by=request.user, on=payload.on)
         summary = treatment_summary(request.user, subject)
@@ -294,7 +281,7 @@ def dispense(request: HttpRequest, study: Path[str], subject_id: str, payload: D
 def administer(
     request: HttpRequest, study: Path[str], subject_id: str, payload: AdministerIn
 ) -> Any:
-    subject = _subject(request, _study(request, study), subject_id)
+    subject = subject_or_404(request, study_or_404(request, study), subject_id)
     given_by = request.user
     if payload.given_by is not None:
         given_by = next((u for u in _site_staff(subject) if u.username == payload.given_by), None)
@@ -325,7 +312,7 @@ def administer(
     summary="Emergency unblinding by an investigator (password re-entered)",
 )
 def unblind(request: HttpRequest, study: Path[str], subject_id: str, payload: UnblindIn) -> Any:
-    subject = _subject(request, _study(request, study), subject_id)
+    subject = subject_or_404(request, study_or_404(request, study), subject_id)
     try:
         result = unblinding.unblind(
             subject, by=request.user, reason=payload.reason, password=payload.password
@@ -345,7 +332,7 @@ def unblind(request: HttpRequest, study: Path[str], subject_id: str, payload: Un
 
 @router.get("/unblindings", response=UnblindingsOut, summary="Unblinding counts (for the DSMB)")
 def unblindings(request: HttpRequest, study: Path[str]) -> Any:
-    found = _study(request, study)
+    found = study_or_404(request, study)
     counts = unblinding.unblinding_counts(found)
     counts["visible_events"] = [
         {
@@ -362,7 +349,7 @@ def unblindings(request: HttpRequest, study: Path[str]) -> Any:
 
 @router.get("/sites/{site}/stock", response=StockOut, summary="A site's kit stock")
 def stock(request: HttpRequest, study: Path[str], site: str) -> Any:
-    found = _study(request, study)
+    found = study_or_404(request, study)
     site_row = _site(request, found, site)
     try:
         summary = supply.stock(site_row)
@@ -381,7 +368,7 @@ def stock(request: HttpRequest, study: Path[str], site: str) -> Any:
     summary="Receive kits of the sealed kit list (pharmacist)",
 )
 def receive(request: HttpRequest, study: Path[str], site: str, payload: ReceiveIn) -> Any:
-    site_row = _site(request, _study(request, study), site)
+    site_row = _site(request, study_or_404(request, study), site)
     try:
         kits = supply.receive_kits(
             site_row, payload.kits, expiry=payload.expiry, lot=payload.lot, by=request.user
@@ -397,7 +384,7 @@ def receive(request: HttpRequest, study: Path[str], site: str, payload: ReceiveI
 def return_kit(
     request: HttpRequest, study: Path[str], site: str, number: int, payload: KitChangeIn
 ) -> Any:
-    site_row = _site(request, _study(request, study), site)
+    site_row = _site(request, study_or_404(request, study), site)
     try:
         kit = supply.return_kit(site_row, number, reason=payload.reason, by=request.user)
     except _FAILURES as error:
@@ -409,7 +396,7 @@ def return_kit(
 def destroy_kit(
     request: HttpRequest, study: Path[str], site: str, number: int, payload: KitChangeIn
 ) -> Any:
-    site_row = _site(request, _study(request, study), site)
+    site_row = _site(request, study_or_404(request, study), site)
     try:
         kit = supply.destroy_kit(site_row, number, reason=payload.reason, by=request.user)
     except _FAILURES as error:

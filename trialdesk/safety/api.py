@@ -19,8 +19,7 @@ from ninja.errors import HttpError
 
 from trialdesk.accounts import policy
 from trialdesk.protocol.models import Site, Study
-from trialdesk.screening import services as screening
-from trialdesk.screening.models import Subject
+from trialdesk.screening.api import study_or_404, subject_or_404
 
 from . import services
 from .models import AdverseEvent, LabAlert, LabResult, SaeReport
@@ -101,20 +100,6 @@ class LabAlertOut(Schema):
     raised_at: dt.datetime
     acknowledged_at: dt.datetime | None
     acknowledged_by: str | None
-
-
-def _study(request: HttpRequest, code: str) -> Study:
-    study = screening.find_study(request.user, code)
-    if study is None:
-        raise HttpError(404, f"study: {code!r} not found")
-    return study
-
-
-def _subject(request: HttpRequest, study: Study, subject_id: str) -> Subject:
-    subject = screening.find_subject(request.user, study, subject_id)
-    if subject is None:
-        raise HttpError(404, f"subject: {subject_id!r} not found")
-    return subject
 
 
 def _site(request: HttpRequest, study: Study, code: str | None) -> Site | None:
@@ -229,7 +214,7 @@ def _refused(error: services.SafetyError) -> HttpError:
     summary="A subject's adverse events (from the AE form and the skin infection log)",
 )
 def subject_adverse_events(request: HttpRequest, study: Path[str], subject_id: str) -> Any:
-    subject = _subject(request, _study(request, study), subject_id)
+    subject = subject_or_404(request, study_or_404(request, study), subject_id)
     return [event_out(event) for event in services.adverse_events_of(subject)]
 
 
@@ -239,7 +224,7 @@ def subject_adverse_events(request: HttpRequest, study: Path[str], subject_id: s
     summary="A subject's laboratory results: as reported, standard units, flag, CTCAE grade",
 )
 def subject_labs(request: HttpRequest, study: Path[str], subject_id: str) -> Any:
-    subject = _subject(request, _study(request, study), subject_id)
+    subject = subject_or_404(request, study_or_404(request, study), subject_id)
     return [result_out(result) for result in services.lab_results_of(subject)]
 
 
@@ -247,7 +232,7 @@ def subject_labs(request: HttpRequest, study: Path[str], subject_id: str) -> Any
 def sae_clocks(
     request: HttpRequest, study: Path[str], site: str | None = None, open: bool = True
 ) -> Any:
-    found = _study(request, study)
+    found = study_or_404(request, study)
     rows = services.sae_clocks(request.user, found, _site(request, found, site), open_only=open)
     return [clock_out(report) for report in rows]
 
@@ -258,7 +243,7 @@ def sae_clocks(
     summary="The site sent the SAE report to the sponsor",
 )
 def sae_reported(request: HttpRequest, study: Path[str], pk: int) -> Any:
-    found = _study(request, study)
+    found = study_or_404(request, study)
     report = services.find_sae(request.user, found, pk)
     if report is None:
         raise HttpError(404, f"sae clock: {pk} not found")
@@ -273,7 +258,7 @@ def sae_reported(request: HttpRequest, study: Path[str], pk: int) -> Any:
 def alerts(
     request: HttpRequest, study: Path[str], site: str | None = None, open: bool = True
 ) -> Any:
-    found = _study(request, study)
+    found = study_or_404(request, study)
     rows = services.lab_alerts(request.user, found, _site(request, found, site), open_only=open)
     return [alert_out(alert) for alert in rows]
 
@@ -282,7 +267,7 @@ def alerts(
     "/alerts/{pk}/acknowledge", response=LabAlertOut, summary="An investigator reviewed it"
 )
 def acknowledge(request: HttpRequest, study: Path[str], pk: int) -> Any:
-    found = _study(request, study)
+    found = study_or_404(request, study)
     alert = services.find_alert(request.user, found, pk)
     if alert is None:
         raise HttpError(404, f"alert: {pk} not found")

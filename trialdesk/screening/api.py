@@ -127,14 +127,16 @@ class DocumentOut(Schema):
 # --------------------------------------------------------------------------------------------
 
 
-def _study(request: HttpRequest, code: str) -> Study:
+def study_or_404(request: HttpRequest, code: str) -> Study:
+    """The study, if the caller takes part in it; otherwise 404 (never 403: no leak)."""
     study = services.find_study(request.user, code)
     if study is None:
         raise HttpError(404, f"study: {code!r} not found")
     return study
 
 
-def _subject(request: HttpRequest, study: Study, subject_id: str) -> Subject:
+def subject_or_404(request: HttpRequest, study: Study, subject_id: str) -> Subject:
+    """The subject, if the caller may see its site; otherwise 404."""
     subject = services.find_subject(request.user, study, subject_id)
     if subject is None:
         raise HttpError(404, f"subject: {subject_id!r} not found")
@@ -228,7 +230,7 @@ def _log_out(entry: ScreeningEntry) -> dict[str, Any]:
 
 @router.get("/log", response=list[LogEntryOut], summary="The screening log of my sites")
 def screening_log(request: HttpRequest, study: Path[str], site: str | None = None) -> list[Any]:
-    found = _study(request, study)
+    found = study_or_404(request, study)
     site_row = None
     if site is not None:
         site_row = services.visible_site(request.user, found, site)
@@ -239,7 +241,7 @@ def screening_log(request: HttpRequest, study: Path[str], site: str | None = Non
 
 @router.post("/subjects", response={201: SubjectOut}, summary="Screen a person")
 def screen(request: HttpRequest, study: Path[str], payload: ScreenIn) -> Status:
-    found = _study(request, study)
+    found = study_or_404(request, study)
     site = services.visible_site(request.user, found, payload.site)
     if site is None:
         raise HttpError(404, f"site: {payload.site!r} not found")
@@ -253,8 +255,8 @@ def screen(request: HttpRequest, study: Path[str], payload: ScreenIn) -> Status:
 
 @router.get("/subjects/{subject_id}", response=SubjectOut, summary="A subject")
 def subject_detail(request: HttpRequest, study: Path[str], subject_id: str) -> Any:
-    found = _study(request, study)
-    return _subject_out(request, _subject(request, found, subject_id))
+    found = study_or_404(request, study)
+    return _subject_out(request, subject_or_404(request, found, subject_id))
 
 
 @router.post(
@@ -263,8 +265,8 @@ def subject_detail(request: HttpRequest, study: Path[str], subject_id: str) -> A
     summary="Re-assess eligibility over corrected or completed data",
 )
 def reassess(request: HttpRequest, study: Path[str], subject_id: str, payload: AssessIn) -> Any:
-    found = _study(request, study)
-    subject = _subject(request, found, subject_id)
+    found = study_or_404(request, study)
+    subject = subject_or_404(request, found, subject_id)
     try:
         result = services.reassess(subject, payload.data, by=request.user)
     except services.ScreeningError as error:
@@ -280,8 +282,8 @@ def reassess(request: HttpRequest, study: Path[str], subject_id: str, payload: A
 def screen_failure(
     request: HttpRequest, study: Path[str], subject_id: str, payload: FailureIn
 ) -> Any:
-    found = _study(request, study)
-    subject = _subject(request, found, subject_id)
+    found = study_or_404(request, study)
+    subject = subject_or_404(request, found, subject_id)
     try:
         services.mark_screen_failure(subject, payload.reasons, note=payload.note, by=request.user)
     except services.ScreeningError as error:
@@ -294,7 +296,7 @@ def screen_failure(
     "/consent-documents", response=list[DocumentOut], summary="The study's consent documents"
 )
 def consent_documents(request: HttpRequest, study: Path[str]) -> Any:
-    return list(services.consent_documents(_study(request, study)))
+    return list(services.consent_documents(study_or_404(request, study)))
 
 
 @router.post(
@@ -303,8 +305,8 @@ def consent_documents(request: HttpRequest, study: Path[str]) -> Any:
 def record_consent(
     request: HttpRequest, study: Path[str], subject_id: str, payload: ConsentIn
 ) -> Any:
-    found = _study(request, study)
-    subject = _subject(request, found, subject_id)
+    found = study_or_404(request, study)
+    subject = subject_or_404(request, found, subject_id)
     document = ConsentDocument.objects.filter(pk=payload.document_id).first()
     if document is None:
         raise HttpError(422, f"document_id: {payload.document_id!r} is not a consent document")
@@ -342,8 +344,8 @@ def record_consent(
 def withdraw_consent(
     request: HttpRequest, study: Path[str], subject_id: str, payload: WithdrawIn
 ) -> Any:
-    found = _study(request, study)
-    subject = _subject(request, found, subject_id)
+    found = study_or_404(request, study)
+    subject = subject_or_404(request, found, subject_id)
     try:
         services.withdraw_consent(
             subject, reason=payload.reason, when=payload.withdrawn_at, by=request.user
