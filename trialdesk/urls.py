@@ -7,7 +7,7 @@ from django.urls import include, path
 
 from trialdesk.api.v1 import api
 from trialdesk.web import admin as web_admin
-from trialdesk.web import views
+from trialdesk.web import views, views_epro
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -25,6 +25,9 @@ urlpatterns = [
     path("studies/<slug:study>/", include("trialdesk.web.urls_randomization")),
     path("studies/<slug:study>/", include("trialdesk.web.urls_capture")),
     path("studies/<slug:study>/", include("trialdesk.web.urls_safety")),
+    path("studies/<slug:study>/", include("trialdesk.web.urls_epro")),
+    path("studies/<slug:study>/", include("trialdesk.web.urls_samples")),
+    path("p/<str:token>/", views_epro.patient_page, name="epro_patient"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", web_admin.site.urls),
     path("api/v1/", api.urls),

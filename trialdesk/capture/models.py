@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from trialdesk.protocol.models import Study, StudyVersion
+from trialdesk.protocol.models import Site, Study, StudyVersion
 from trialdesk.screening.models import Subject
 
 
@@ -348,3 +348,91 @@ class Lock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} lock #{self.pk}"
+
+
+# --------------------------------------------------------------------------------------------
+# Patient questionnaires (ePRO) and samples
+
+
+class PatientLink(models.Model):
+    """A one-time link a patient opens to answer the patient-reported forms of one visit.
+
+    Only the SHA-256 of the token is stored (``token_sha256``); ``prefix`` is the first characters
+    of that hash, which the audit trail names the link by. ``used_at`` is set once, by a
+    conditional update: a link works once.
+    """
+
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="patient_links")
+    visit_code = models.CharField(max_length=40)
+    language = models.CharField(max_length=8, default="en")
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"patient link {self.prefix}"
+
+
+class SampleType(models.TextChoices):
+    BIOPSY = "biopsy", _("Skin biopsy")
+    SWAB = "swab", _("Microbiome swab")
+
+
+class Shipment(models.Model):
+    """A batch of samples sent from a site to the central laboratory, and its receipt."""
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="+")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    batch = models.CharField(max_length=40)
+    shipped_on = models.DateField()
+    shipped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    received_on = models.DateField(null=True, blank=True)
+    received_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["study", "batch"], name="shipment_batch_once"),
+        ]
+        ordering = ["-shipped_on", "batch"]
+
+    def __str__(self) -> str:
+        return f"shipment {self.batch}"
+
+
+class Sample(models.Model):
+    """A biopsy or microbiome swab taken at a visit: its label, storage and shipment."""
+
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="samples")
+    sample_id = models.CharField(max_length=30)
+    kind = models.CharField(max_length=16, choices=SampleType.choices)
+    visit_code = models.CharField(max_length=40)
+    taken_at = models.DateTimeField()
+    storage = models.CharField(max_length=60)
+    shipment = models.ForeignKey(
+        Shipment, null=True, blank=True, on_delete=models.PROTECT, related_name="samples"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["sample_id"], name="sample_id_once"),
+        ]
+        ordering = ["subject", "taken_at", "sample_id"]
+
+    def __str__(self) -> str:
+        return self.sample_id
