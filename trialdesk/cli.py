@@ -24,6 +24,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("trialdesk.analysis.commands", "simulate"),
     ("trialdesk.analysis.commands", "analyze"),
     ("trialdesk.demo.commands", "demo"),
+    ("trialdesk.reports.commands", "report"),
 ]
 
 

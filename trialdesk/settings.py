@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "trialdesk.capture",
     "trialdesk.safety",
     "trialdesk.analysis",
+    "trialdesk.reports",
     "trialdesk.demo",
     "trialdesk.web",
 ]
