@@ -27,7 +27,7 @@ def _answers():
     }
 
 
-def test_the_token_is_random_and_only_its_hash_is_stored(planned_subject, claire):
+def test_the_token_is_random_and_only_its_hash_is_stored(planned_subject, claire):  # noqa: F811
     issued = epro.issue_link(planned_subject, "D0", by=claire)
     other = epro.issue_link(planned_subject, "D0", by=claire)
     assert issued.token != other.token
@@ -38,7 +38,7 @@ def test_the_token_is_random_and_only_its_hash_is_stored(planned_subject, claire
     assert link.expires_at - link.created_at >= dt.timedelta(hours=71, minutes=59)
 
 
-def test_the_patient_forms_of_a_visit_come_from_the_study_file(planned_subject):
+def test_the_patient_forms_of_a_visit_come_from_the_study_file(planned_subject):  # noqa: F811
     from trialdesk.capture.records import definition_of
 
     definition = definition_of(planned_subject.study)
@@ -46,12 +46,12 @@ def test_the_patient_forms_of_a_visit_come_from_the_study_file(planned_subject):
     assert [f.code for f in epro.patient_forms(definition, "W2")] == ["ITCH_PAIN"]
 
 
-def test_only_site_staff_issue_links(planned_subject, paul):
+def test_only_site_staff_issue_links(planned_subject, paul):  # noqa: F811
     with pytest.raises(epro.EproError, match="site"):
         epro.issue_link(planned_subject, "D0", by=paul)
 
 
-def test_answers_land_in_the_visits_forms_marked_and_audited(planned_subject, claire):
+def test_answers_land_in_the_visits_forms_marked_and_audited(planned_subject, claire):  # noqa: F811
     issued = epro.issue_link(planned_subject, "D0", by=claire)
     epro.submit(issued.token, _answers())
     dlqi = FormRecord.objects.get(subject=planned_subject, form="DLQI", visit_code="D0")
@@ -66,7 +66,7 @@ def test_answers_land_in_the_visits_forms_marked_and_audited(planned_subject, cl
     assert saves.get().user_id is None
 
 
-def test_a_link_works_once(planned_subject, claire):
+def test_a_link_works_once(planned_subject, claire):  # noqa: F811
     issued = epro.issue_link(planned_subject, "D0", by=claire)
     epro.submit(issued.token, _answers())
     with pytest.raises(epro.LinkUnavailable):
@@ -75,7 +75,7 @@ def test_a_link_works_once(planned_subject, claire):
         epro.open_link(issued.token)
 
 
-def test_a_link_expires(planned_subject, claire, settings):
+def test_a_link_expires(planned_subject, claire, settings):  # noqa: F811
     settings.EPRO_LINK_HOURS = 2
     issued = epro.issue_link(planned_subject, "D0", by=claire)
     later = timezone.now() + dt.timedelta(hours=2, seconds=1)
@@ -86,7 +86,7 @@ def test_a_link_expires(planned_subject, claire, settings):
         epro.submit(issued.token, _answers(), now=later)
 
 
-def test_a_refused_answer_keeps_the_link_usable(planned_subject, claire):
+def test_a_refused_answer_keeps_the_link_usable(planned_subject, claire):  # noqa: F811
     issued = epro.issue_link(planned_subject, "D0", by=claire)
     answers = _answers()
     answers["DLQI"]["dlqi_q1"] = "7"
@@ -97,7 +97,7 @@ def test_a_refused_answer_keeps_the_link_usable(planned_subject, claire):
     assert FormRecord.objects.filter(subject=planned_subject, patient_entered=True).count() == 2
 
 
-def test_the_patient_page_shows_questions_and_nothing_else(client, planned_subject, claire):
+def test_the_patient_page_shows_questions_and_nothing_else(client, planned_subject, claire):  # noqa: F811
     issued = epro.issue_link(planned_subject, "D0", by=claire, language="fr")
     page = client.get(issued.path).content.decode()
     assert "DLQI.dlqi_q10" in page and "ITCH_PAIN.pruritus_score" in page
@@ -107,7 +107,7 @@ def test_the_patient_page_shows_questions_and_nothing_else(client, planned_subje
     assert "Itchy" in client.get(issued.path + "?lang=en").content.decode()
 
 
-def test_the_patient_page_saves_once_then_404(client, planned_subject, claire):
+def test_the_patient_page_saves_once_then_404(client, planned_subject, claire):  # noqa: F811
     issued = epro.issue_link(planned_subject, "D0", by=claire)
     response = client.post(issued.path, {**DLQI, **ITCH})
     assert response.status_code == 200 and 'data-testid="thanks"' in response.content.decode()
@@ -116,7 +116,7 @@ def test_the_patient_page_saves_once_then_404(client, planned_subject, claire):
     assert again.status_code == 404
 
 
-def test_a_refused_answer_on_the_page_is_a_400_naming_the_item(client, planned_subject, claire):
+def test_a_refused_answer_on_the_page_is_a_400_naming_the_item(client, planned_subject, claire):  # noqa: F811
     issued = epro.issue_link(planned_subject, "D0", by=claire)
     response = client.post(issued.path, {**DLQI, **ITCH, "ITCH_PAIN.pain_score": "11"})
     assert response.status_code == 400
@@ -124,7 +124,7 @@ def test_a_refused_answer_on_the_page_is_a_400_naming_the_item(client, planned_s
     assert client.get(issued.path).status_code == 200
 
 
-def test_wrong_used_and_expired_tokens_look_the_same(client, planned_subject, claire, settings):
+def test_wrong_used_and_expired_tokens_look_the_same(client, planned_subject, claire, settings):  # noqa: F811
     wrong = client.get("/p/not-a-token/")
     used = epro.issue_link(planned_subject, "D0", by=claire)
     epro.submit(used.token, _answers())
@@ -136,7 +136,7 @@ def test_wrong_used_and_expired_tokens_look_the_same(client, planned_subject, cl
     assert planned_subject.subject_id.encode() not in wrong.content
 
 
-def test_the_issue_page_shows_the_link_and_qr_once(client, planned_subject, claire, paul):
+def test_the_issue_page_shows_the_link_and_qr_once(client, planned_subject, claire, paul):  # noqa: F811
     url = reverse("epro:issue", args=["ns-dupi", planned_subject.subject_id])
     client.force_login(claire)
     casebook = reverse("capture:casebook", args=["ns-dupi", planned_subject.subject_id])
