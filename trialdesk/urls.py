@@ -25,6 +25,7 @@ urlpatterns = [
     path("studies/<slug:study>/", include("trialdesk.web.urls_randomization")),
     path("studies/<slug:study>/", include("trialdesk.web.urls_capture")),
     path("studies/<slug:study>/", include("trialdesk.web.urls_safety")),
+    path("studies/<slug:study>/", include("trialdesk.web.urls_reports")),
     path("studies/<slug:study>/", include("trialdesk.web.urls_epro")),
     path("studies/<slug:study>/", include("trialdesk.web.urls_samples")),
     path("p/<str:token>/", views_epro.patient_page, name="epro_patient"),
