@@ -101,7 +101,7 @@ def test_the_patient_page_shows_questions_and_nothing_else(client, planned_subje
     issued = epro.issue_link(planned_subject, "D0", by=claire, language="fr")
     page = client.get(issued.path).content.decode()
     assert "DLQI.dlqi_q10" in page and "ITCH_PAIN.pruritus_score" in page
-    assert "Démangeaisons" in page
+    assert "Démangeaisons" in page and "Envoyer mes réponses" in page
     for secret in (planned_subject.subject_id, planned_subject.site.code, "NASA", "ns-dupi"):
         assert secret not in page, secret
     assert "Itchy" in client.get(issued.path + "?lang=en").content.decode()
