@@ -103,3 +103,20 @@ def test_the_pdf_has_every_section_and_no_blank_page(demo, tmp_path):
     for page in pages:
         low, high = Image.open(page).convert("L").getextrema()
         assert low < high, f"{page.name} is blank"
+
+
+@pytest.mark.parametrize("kind", ["enrolment", "dsmb-open"])
+def test_no_query_of_a_blinded_report_touches_a_randomization_table(demo, kind):
+    from django.apps import apps
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from trialdesk.reports.render import report_html
+
+    tables = {model._meta.db_table for model in apps.get_app_config("randomization").get_models()}
+    assert "randomization_sealed_row" in tables
+    with CaptureQueriesContext(connection) as queries:
+        report_html(_trial(), kind)
+    assert len(queries) > 5
+    for query in queries:
+        assert not any(table in query["sql"] for table in tables), query["sql"]
