@@ -149,3 +149,14 @@ def test_the_issue_page_shows_the_link_and_qr_once(client, planned_subject, clai
     assert "/p/" not in client.get(url).content.decode()
     client.force_login(paul)
     assert client.get(url).status_code == 404
+
+
+def test_the_claim_is_a_conditional_update(planned_subject, claire, monkeypatch):  # noqa: F811
+    """A submission that found the link unused loses to one that used it meanwhile."""
+    issued = epro.issue_link(planned_subject, "D0", by=claire)
+    stale = epro.open_link(issued.token)
+    PatientLink.objects.filter(pk=stale.pk).update(used_at=timezone.now())
+    monkeypatch.setattr(epro, "open_link", lambda token, now=None: stale)
+    with pytest.raises(epro.LinkUnavailable):
+        epro.submit(issued.token, _answers())
+    assert not FormRecord.objects.filter(subject=planned_subject).exists()
