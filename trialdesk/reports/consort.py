@@ -71,7 +71,7 @@ class Consort:
                     f"Excluded (n={self.excluded})",
                     f"Not meeting inclusion criteria (n={self.excluded_not_eligible})",
                     f"Declined / withdrew (n={self.excluded_declined})",
-                    f"Screening not finished (n={self.pending})",
+                    f"Not excluded, screening not finished (n={self.pending})",
                 ],
             ),
             ("Randomization", [f"Randomized (n={self.randomized})"]),
@@ -100,15 +100,26 @@ class Consort:
         ]
 
 
+#: Stages drawn beside the main column, reached by a horizontal arrow.
+_SIDE_STAGES = frozenset({"Excluded"})
+
+
+def _arrow(x1: int, y1: int, x2: int, y2: int) -> str:
+    return (
+        f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="black" marker-end="url(#arrow)"/>'
+    )
+
+
 def consort_svg(consort: Consort) -> str:
     """The flow diagram as an SVG document: one box per stage, arrows between them."""
     width, line_h, pad, gap = 560, 18, 8, 22
     parts: list[str] = []
     y = 10
-    centres: list[tuple[int, int]] = []
+    main: list[tuple[int, int]] = []
+    side: list[tuple[int, int]] = []
     for stage, lines in consort.boxes():
         height = pad * 2 + line_h * len(lines)
-        x = 150 if stage != "Excluded" else 230
+        x = 230 if stage in _SIDE_STAGES else 150
         box_w = width - x - 10
         parts.append(
             f'<rect x="{x}" y="{y}" width="{box_w}" height="{height}" '
@@ -123,13 +134,12 @@ def consort_svg(consort: Consort) -> str:
                 f'<text x="{x + pad}" y="{y + pad + line_h * (i + 1) - 4}" font-size="12">'
                 f"{escape(line)}</text>"
             )
-        centres.append((y, y + height))
+        (side if stage in _SIDE_STAGES else main).append((y, y + height))
         y += height + gap
-    for (_, bottom), (top, _) in zip(centres, centres[1:], strict=False):
-        parts.append(
-            f'<line x1="170" y1="{bottom}" x2="170" y2="{top}" stroke="black" '
-            'marker-end="url(#arrow)"/>'
-        )
+    for (_, bottom), (top, _) in zip(main, main[1:], strict=False):
+        parts.append(_arrow(170, bottom, 170, top))
+    for top, bottom in side:
+        parts.append(_arrow(170, (top + bottom) // 2, 230, (top + bottom) // 2))
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" '
         f'viewBox="0 0 {width} {y}" font-family="sans-serif">'
