@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from trialdesk.accounts import policy
@@ -522,11 +522,7 @@ def evaluation_context(definition: StudyDefinition, record: FormRecord) -> dict[
                 continue
             for code, value in values_of(other, definition).items():
                 context[f"{other.form}.{code}"] = value
-        for form in definition.forms:
-            if form.repeating:
-                context[f"{form.code}.records"] = FormRecord.objects.filter(
-                    subject=subject, form=form.code, visit_code=record.visit_code
-                ).count()
+        context.update(_repeating_counts(definition, subject, record.visit_code))
     screening = definition.screening
     if screening is not None and screening.code != record.form:
         assessment = (
@@ -540,6 +536,21 @@ def evaluation_context(definition: StudyDefinition, record: FormRecord) -> dict[
             except (ProtocolError, KeyError):
                 continue
     return context
+
+
+def _repeating_counts(
+    definition: StudyDefinition, subject: Subject, visit_code: str
+) -> dict[str, int]:
+    """``FORM.records`` of every repeating form at a visit, counted in one grouped query."""
+    repeating = [form.code for form in definition.forms if form.repeating]
+    counted = dict(
+        FormRecord.objects.filter(subject=subject, visit_code=visit_code, form__in=repeating)
+        .order_by()
+        .values("form")
+        .annotate(n=Count("pk"))
+        .values_list("form", "n")
+    )
+    return {f"{code}.records": counted.get(code, 0) for code in repeating}
 
 
 def _planned_units(definition: StudyDefinition, visit_code: str) -> int | None:
