@@ -39,6 +39,15 @@ def test_the_consort_numbers_of_the_demo_add_up_to_the_screening_log(demo):
     assert consort.randomized == demo.randomized
 
 
+def test_screen_failure_reasons_name_the_criterion_and_cover_every_failure(demo):
+    from trialdesk.reports.blinded import collect
+
+    data = collect(_trial())
+    assert data.failure_reasons
+    assert all(": " in reason for reason, _ in data.failure_reasons)
+    assert sum(n for _, n in data.failure_reasons) >= data.consort.excluded_not_eligible > 0
+
+
 @pytest.mark.parametrize("kind", ["enrolment", "dsmb-open"])
 def test_the_html_report_has_every_section_and_no_arm(demo, kind):
     from trialdesk.reports.render import report_html

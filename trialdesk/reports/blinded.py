@@ -118,7 +118,7 @@ def collect(study: Study, site_codes: Iterable[str] | None = None) -> BlindedDat
         consort=_consort(entries, subjects),
         sites=[_site_counts(site, entries, visits, open_queries, today) for site in sites],
         enrolment=_enrolment(entries),
-        failure_reasons=_failure_reasons(entries),
+        failure_reasons=_failure_reasons(entries, _criterion_texts(study)),
         baseline=_baseline(study, subjects),
         adverse_events=_adverse_events(subjects),
         saes=_saes(subjects),
@@ -192,12 +192,19 @@ def _enrolment(entries: list[ScreeningEntry]) -> dict[str, list[tuple[dt.date, i
     return curves
 
 
-def _failure_reasons(entries: list[ScreeningEntry]) -> list[tuple[str, int]]:
+def _criterion_texts(study: Study) -> dict[str, str]:
+    """Criterion id to its English text, from the study definition."""
+    return {c.id: c.text.en for c in study_definition(study).eligibility}
+
+
+def _failure_reasons(entries: list[ScreeningEntry], texts: dict[str, str]) -> list[tuple[str, int]]:
+    """(criterion id and text, screen failures citing it), most frequent first."""
     reasons: Counter[str] = Counter()
     for entry in entries:
         if entry.outcome == Outcome.SCREEN_FAILED:
             reasons.update(entry.failure_reasons or ["(not given)"])
-    return sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    labelled = ((f"{key}: {texts[key]}" if key in texts else key, n) for key, n in reasons.items())
+    return sorted(labelled, key=lambda kv: (-kv[1], kv[0]))
 
 
 def _baseline(study: Study, subjects: list[Subject]) -> list[tuple[str, str]]:
