@@ -3,12 +3,12 @@
 ``python bench/load.py`` prepares a fresh installation (``trialdesk setup``, one coordinator
 account and a few planned subjects per simulated coordinator, every ITCH_PAIN form saved once),
 serves it with ``trialdesk serve`` (gunicorn) on a free loopback port, and lets every simulated
-coordinator log in through the login page and then, for a bounded number of saves, GET one of its
-own subjects' ITCH_PAIN forms and POST it back with changed scores and a reason for change (the
-audit trail records every change). It prints the throughput and the p50/p95 latency of the POSTs
-(the save answered by its redirect), on SQLite and on a PostgreSQL database it creates and drops
-itself, and, as the reference, the same saves done in-process through
-``trialdesk.capture.records.save_form`` (no HTTP, one thread).
+coordinator log in through the login page and, once all are logged in, for a bounded number of
+saves, GET one of its own subjects' ITCH_PAIN forms and POST it back with changed scores and a
+reason for change (the audit trail records every change). It prints the throughput and the
+p50/p95 latency of the POSTs (the save, answered by its redirect) on SQLite and on a PostgreSQL
+database it creates and drops itself, and, as the reference, the same saves done in-process
+through ``trialdesk.capture.records.save_form`` (no HTTP, one thread).
 
 ``--quick`` runs a short SQLite-only pass (3 coordinators, 4 saves each).
 """
@@ -54,13 +54,17 @@ class Tally:
     """Latencies (seconds) of the saves and the failures, shared by the coordinator threads."""
 
     latencies: list[float] = field(default_factory=list)
+    first: float = float("inf")
+    last: float = 0.0
     failures: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, seconds: float | None, failure: str = "") -> None:
+    def add(self, seconds: float | None, failure: str = "", *, started: float = 0.0) -> None:
         with self.lock:
             if seconds is not None:
                 self.latencies.append(seconds)
+                self.first = min(self.first, started)
+                self.last = max(self.last, started + seconds)
             if failure:
                 self.failures.append(failure)
 
@@ -217,11 +221,13 @@ class Load:
     saves: int
     think: float
     until: float
+    logged_in: threading.Barrier
 
 
 def coordinator(base: str, username: str, pairs: list[list[str]], load: Load, tally: Tally) -> None:
     """Log in, then GET and POST (changed scores, reason) the user's forms in turn."""
     opener = login(base, username)
+    load.logged_in.wait(timeout=300)
     for index in range(load.saves):
         if time.monotonic() > load.until:
             return
@@ -244,7 +250,7 @@ def coordinator(base: str, username: str, pairs: list[list[str]], load: Load, ta
         start = time.perf_counter()
         status, _ = _status(opener, url, data)
         elapsed = time.perf_counter() - start
-        tally.add(elapsed, "" if status == 302 else f"POST {status}")
+        tally.add(elapsed, "" if status == 302 else f"POST {status}", started=start)
 
 
 def _free_port() -> int:
@@ -347,17 +353,17 @@ def run_backend(label: str, database_url: str | None, args: argparse.Namespace) 
         plan = _child(env, "prepare", str(args.coordinators))
         tally = Tally()
         with served(env, args.workers, args.threads) as base:
-            load = Load(args.saves, args.think, time.monotonic() + args.duration)
+            barrier = threading.Barrier(len(plan))
+            load = Load(args.saves, args.think, time.monotonic() + args.duration, barrier)
             threads = [
                 threading.Thread(target=coordinator, args=(base, user, pairs, load, tally))
                 for user, pairs in plan.items()
             ]
-            start = time.perf_counter()
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
-            wall = time.perf_counter() - start
+        wall = max(tally.last - tally.first, 1e-9)
         print(
             summary(
                 f"{label}, HTTP, {args.coordinators} coordinators",
@@ -369,7 +375,6 @@ def run_backend(label: str, database_url: str | None, args: argparse.Namespace) 
         if tally.failures:
             print(f"  failures: {sorted(set(tally.failures))}")
         direct_saves = min(args.coordinators * args.saves, 400)
-        start = time.perf_counter()
         latencies = _child(env, "direct", json.dumps(plan), str(direct_saves))
         print(summary(f"{label}, in-process save_form", latencies, sum(latencies), 0))
         sys.stdout.flush()
