@@ -129,3 +129,13 @@ def test_no_query_of_a_blinded_report_touches_a_randomization_table(demo, kind):
     assert len(queries) > 5
     for query in queries:
         assert not any(table in query["sql"] for table in tables), query["sql"]
+
+
+def test_the_command_writes_the_html_report_and_refuses_an_unknown_study(demo, tmp_path):
+    out = tmp_path / "dsmb.html"
+    args = ["report", "--kind", "dsmb-open", "--format", "html", "--out", str(out)]
+    written = CliRunner().invoke(main, [*args, "--study", "ns-dupi"])
+    assert written.exit_code == 0, written.output
+    assert "DSMB open report" in out.read_text(encoding="utf-8")
+    missing = CliRunner().invoke(main, [*args, "--study", "nope"])
+    assert missing.exit_code == 2 and "no study 'nope'" in missing.output
