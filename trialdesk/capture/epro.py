@@ -200,6 +200,7 @@ def submit(
                 reason=f"Answered by the {who}",
                 complete=True,
                 patient_entered=True,
+                actor=who,
             )
             for form in forms
         ]

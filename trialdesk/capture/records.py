@@ -229,6 +229,7 @@ def save_form(
     reason: str = "",
     complete: bool = False,
     patient_entered: bool = False,
+    actor: str = "",
 ) -> SaveResult:
     """Validate and save one form record of a subject (see the module docstring).
 
@@ -254,6 +255,9 @@ def save_form(
         Mark the form complete: every required item must then be filled or marked.
     patient_entered : bool
         The values come from the patient (ePRO).
+    actor : str
+        How the audit trail names an actor who is not a user (``by`` is ``None``), such as
+        ``"patient via link <prefix>"``.
 
     Raises
     ------
@@ -325,6 +329,7 @@ def save_form(
                 "patient_entered": patient_entered,
             },
             reason=reason,
+            username=actor,
         )
         form_saved.send(sender=FormRecord, record=record, by=by, created=created, changes=changes)
     return SaveResult(record, created, changes, queries)
