@@ -3,7 +3,9 @@
 When a subject is randomized (:data:`~trialdesk.randomization.signals.subject_randomized`, in the
 randomization's transaction) :func:`plan_on_randomization` plans every visit of the study file:
 ``planned = D0 + day``, window ``[planned − window_before, planned + window_after]``. The day-0
-visit is recorded done on the D0 date.
+visit is recorded done on the D0 date. A subject of an observational study (``ns-cohort``) has
+no randomization: :func:`~trialdesk.capture.cohort.enrol` plans their visits from the enrolment
+date, which is then their day 0, and they are followed while *eligible* (enrolled).
 
 A visit done outside its window is accepted and records a
 :class:`~trialdesk.capture.models.ProtocolDeviation`. A visit still planned after its window
@@ -18,12 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from trialdesk.accounts import policy
 from trialdesk.audit.services import record
 from trialdesk.protocol.definitions import study_definition
-from trialdesk.protocol.models import Site, Study
+from trialdesk.protocol.models import Site, Study, StudyKind
 from trialdesk.randomization.models import Allocation
 from trialdesk.screening.models import Subject, SubjectStatus
 
@@ -38,6 +41,12 @@ from .models import (
 
 #: The worklist shows visits whose window opens within this many days.
 UPCOMING_DAYS = 7
+
+OBSERVATIONAL = StudyKind.OBSERVATIONAL
+#: Subjects whose visits are followed: randomized in a trial, enrolled in an observational study.
+_FOLLOWED = Q(subject__status=SubjectStatus.RANDOMIZED) | Q(
+    subject__study__kind=OBSERVATIONAL, subject__status=SubjectStatus.ELIGIBLE
+)
 
 
 class ScheduleError(ValueError):
@@ -146,7 +155,7 @@ def record_visit(subject: Subject, code: str, done_on: dt.date, *, by: Any) -> V
         visit = _open_visit(subject, code)
         if done_on > timezone.localdate():
             raise ScheduleError("done_on", f"{done_on.isoformat()} is in the future")
-        d0 = Allocation.objects.get(subject=subject).d0_date
+        d0 = day0(subject)
         if done_on < d0:
             raise ScheduleError("done_on", f"{done_on.isoformat()} is before day 0 ({d0})")
         outside = not (visit.window_start <= done_on <= visit.window_end)
@@ -205,7 +214,7 @@ def mark_missed(subject: Subject, code: str, *, reason: str, by: Any) -> Visit:
 def discontinue(
     subject: Subject, kind: str, *, on: dt.date, reason: str, by: Any
 ) -> Discontinuation:
-    """Record a randomized subject's withdrawal or loss to follow-up (reason and date).
+    """Record a followed subject's withdrawal or loss to follow-up (reason and date).
 
     The subject's status becomes ``withdrawn`` or ``lost_to_follow_up``: no more kits are
     dispensed, and their planned visits leave the worklist.
@@ -220,11 +229,9 @@ def discontinue(
         raise ScheduleError("on", f"{on.isoformat()} is in the future")
     with transaction.atomic():
         subject = Subject.objects.select_for_update().get(pk=subject.pk)
-        if subject.status != SubjectStatus.RANDOMIZED:
-            raise ScheduleError(
-                "subject", f"{subject.subject_id} is {subject.status}, not randomized"
-            )
-        d0 = Allocation.objects.get(subject=subject).d0_date
+        _check_followed(subject)
+        old_status = subject.status
+        d0 = day0(subject)
         if on < d0:
             raise ScheduleError("on", f"{on.isoformat()} is before day 0 ({d0})")
         exit_ = Discontinuation.objects.create(
@@ -246,7 +253,7 @@ def discontinue(
                 "subject_id": subject.subject_id,
                 "kind": kind,
                 "on": on.isoformat(),
-                "status": [SubjectStatus.RANDOMIZED, status],
+                "status": [old_status, status],
             },
             reason=reason,
         )
@@ -272,11 +279,8 @@ def worklist(
     if site is not None:
         sites = sites.filter(pk=site.pk)
     visits = (
-        Visit.objects.filter(
-            subject__study=study,
-            subject__site__in=sites,
-            subject__status=SubjectStatus.RANDOMIZED,
-        )
+        Visit.objects.filter(subject__study=study, subject__site__in=sites)
+        .filter(_FOLLOWED)
         .exclude(status=VisitStatus.DONE)
         .filter(window_start__lte=today + dt.timedelta(days=UPCOMING_DAYS))
         .select_related("subject", "subject__site")
@@ -294,10 +298,42 @@ def deviations_of(subject: Subject) -> list[ProtocolDeviation]:
     return list(ProtocolDeviation.objects.filter(subject=subject).select_related("visit"))
 
 
+def day0(subject: Subject) -> dt.date:
+    """The subject's day 0: the randomization's D0 date, or for a subject of an observational
+    study their enrolment date (the planned date of the day-0 visit planned from it).
+
+    Raises
+    ------
+    ScheduleError
+        The subject has neither (not randomized, or no schedule planned).
+    """
+    allocation = Allocation.objects.filter(subject=subject).only("d0_date").first()
+    if allocation is not None:
+        return allocation.d0_date
+    if subject.study.kind == OBSERVATIONAL:
+        visit = Visit.objects.filter(subject=subject, day=0).only("planned_date").first()
+        if visit is not None:
+            return visit.planned_date
+        raise ScheduleError("subject", f"{subject.subject_id} has no visit schedule planned")
+    raise ScheduleError("subject", f"{subject.subject_id} is {subject.status}, not randomized")
+
+
+def is_followed(subject: Subject) -> bool:
+    """Is the subject in follow-up (randomized, or enrolled in an observational study)?"""
+    if subject.status == SubjectStatus.RANDOMIZED:
+        return True
+    return subject.study.kind == OBSERVATIONAL and subject.status == SubjectStatus.ELIGIBLE
+
+
+def _check_followed(subject: Subject) -> None:
+    if not is_followed(subject):
+        expected = "enrolled" if subject.study.kind == OBSERVATIONAL else "randomized"
+        raise ScheduleError("subject", f"{subject.subject_id} is {subject.status}, not {expected}")
+
+
 def _open_visit(subject: Subject, code: str) -> Visit:
     subject = Subject.objects.select_for_update().get(pk=subject.pk)
-    if subject.status != SubjectStatus.RANDOMIZED:
-        raise ScheduleError("subject", f"{subject.subject_id} is {subject.status}, not randomized")
+    _check_followed(subject)
     visit = Visit.objects.select_for_update().filter(subject=subject, code=code).first()
     if visit is None:
         raise ScheduleError("visit", f"{code!r} is not a visit of {subject.subject_id}")
