@@ -364,7 +364,7 @@ def test_parse_value_refuses_naming_item_and_value(dupi, item, raw, fragment):
 
 def test_partial_dates_and_decimals(dupi):
     assert dupi.parse_value("AE", "ae_start_date", "2024-05") == "2024-05"
-    with pytest.raises(ItemValueError, match="is not a date"):
+    with pytest.raises(ItemValueError, match="'2024-13' has a month outside 01–12"):
         dupi.parse_value("AE", "ae_start_date", "2024-13")
     assert dupi.parse_value("ITCH_PAIN", "pain_score", "6,5") == 6.5
     with pytest.raises(ItemValueError, match="more than 1 decimal"):

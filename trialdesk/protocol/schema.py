@@ -29,6 +29,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from trialdesk.lib.partial_dates import PartialDateError, parse_partial_date
+
 from .errors import ItemValueError, UnknownCodeError
 from .expressions import (
     NEVER,
@@ -269,7 +271,9 @@ class Item(_Frozen):
         Accepts Python values and their usual text forms (``"2024-03-01"``, ``"12"``,
         ``"true"``); a date item with ``allow_never`` accepts ``"never"`` (giving
         :data:`~trialdesk.protocol.expressions.NEVER`), one with ``partial`` accepts ``YYYY`` and
-        ``YYYY-MM`` (returned as text). ``codes`` are the codes of a choice item.
+        ``YYYY-MM``, also written ``YYYY-UN-UN`` or ``YYYY-MM-UNK`` (returned as the canonical
+        text ``YYYY`` / ``YYYY-MM``; see :mod:`trialdesk.lib.partial_dates`). ``codes`` are the
+        codes of a choice item.
 
         Raises
         ------
@@ -332,14 +336,18 @@ def _parse_date(item: Item, raw: Any, codes: list[str] | None) -> Any:
         if item.allow_never:
             return NEVER
         raise ItemValueError(item.code, raw, "is not allowed: this date cannot be 'never'")
+    if isinstance(raw, str) and item.partial:
+        try:
+            partial = parse_partial_date(raw, item.code)
+        except PartialDateError as error:
+            raise ItemValueError(item.code, raw, error.problem) from None
+        return partial.earliest() if partial.complete else str(partial)
     if isinstance(raw, str):
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
             try:
                 return dt.date.fromisoformat(raw)
             except ValueError:
                 pass
-        elif item.partial and re.fullmatch(r"\d{4}(-(0[1-9]|1[0-2]))?", raw):
-            return raw
     expected = "YYYY-MM-DD" + (", YYYY-MM or YYYY" if item.partial else "")
     expected += ' or "never"' if item.allow_never else ""
     raise ItemValueError(item.code, raw, f"is not a date ({expected})")
