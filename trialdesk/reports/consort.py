@@ -147,3 +147,169 @@ def consort_svg(consort: Consort) -> str:
         'orient="auto"><path d="M0,0 L8,4 L0,8 z"/></marker></defs>'
     )
     return head + "".join(parts) + "</svg>"
+
+
+# --------------------------------------------------------------------------------------------
+# By arm (the unblinded reports)
+
+
+@dataclass(frozen=True)
+class ArmFlow:
+    """The boxes of one arm below randomization: allocation, follow-up, analysis."""
+
+    arm: str
+    allocated: int
+    received: int
+    lost: int
+    withdrawn: int
+    completed: int
+    ongoing: int
+    analysed_itt: int
+    analysed_pp: int
+    analysed_safety: int
+
+    def check(self) -> None:
+        """Raise :class:`ConsortError` (the box named with its arm) unless the arm adds up."""
+        followed = self.completed + self.ongoing + self.lost + self.withdrawn
+        if self.allocated != followed:
+            raise ConsortError(f"{self.arm}.allocated", self.allocated, followed)
+        if self.received > self.allocated:
+            raise ConsortError(f"{self.arm}.received", self.received, self.allocated)
+        if self.analysed_itt != self.allocated:
+            raise ConsortError(f"{self.arm}.analysed_itt", self.analysed_itt, self.allocated)
+        if self.analysed_safety != self.received:
+            raise ConsortError(f"{self.arm}.analysed_safety", self.analysed_safety, self.received)
+        if self.analysed_pp > self.analysed_itt:
+            raise ConsortError(f"{self.arm}.analysed_pp", self.analysed_pp, self.analysed_itt)
+
+    def lines(self) -> list[tuple[str, list[str]]]:
+        """(stage, lines of text) of the arm's column."""
+        return [
+            (
+                "Allocation",
+                [
+                    f"Allocated to {self.arm} (n={self.allocated})",
+                    f"Received allocated intervention (n={self.received})",
+                    f"Did not receive it (n={self.allocated - self.received})",
+                ],
+            ),
+            (
+                "Follow-up",
+                [
+                    f"Lost to follow-up (n={self.lost})",
+                    f"Discontinued (withdrew) (n={self.withdrawn})",
+                    f"Completed (n={self.completed})",
+                    f"Still in follow-up (n={self.ongoing})",
+                ],
+            ),
+            (
+                "Analysis",
+                [
+                    f"Analysed, ITT (n={self.analysed_itt})",
+                    f"Analysed, per protocol (n={self.analysed_pp})",
+                    f"Excluded from PP (n={self.analysed_itt - self.analysed_pp})",
+                    f"Analysed, safety (n={self.analysed_safety})",
+                ],
+            ),
+        ]
+
+
+@dataclass(frozen=True)
+class ConsortByArm:
+    """The pooled enrolment boxes above randomization and one column per arm below it."""
+
+    enrolment: Consort
+    arms: tuple[ArmFlow, ...]
+
+    def check(self) -> None:
+        """The pooled diagram adds up, each arm adds up, and the arms add up to the pool.
+
+        Raises
+        ------
+        ConsortError
+            Naming the first box that does not add up (``arm.box`` for an arm's box).
+        """
+        self.enrolment.check()
+        for flow in self.arms:
+            flow.check()
+        pooled = self.enrolment
+        for name, total in (
+            ("randomized", pooled.randomized),
+            ("received", pooled.received),
+            ("lost", pooled.lost),
+            ("withdrawn", pooled.withdrawn),
+            ("completed", pooled.completed),
+            ("ongoing", pooled.ongoing),
+        ):
+            field_name = "allocated" if name == "randomized" else name
+            parts = sum(getattr(flow, field_name) for flow in self.arms)
+            if parts != total:
+                raise ConsortError(name, total, parts)
+
+
+def consort_by_arm_svg(consort: ConsortByArm) -> str:
+    """The flow diagram with the enrolment boxes on top and one column per arm below."""
+    line_h, pad, gap, label_w = 16, 6, 20, 90
+    n_arms = max(len(consort.arms), 1)
+    col_w = 220
+    width = label_w + n_arms * (col_w + 10) + 10
+    parts: list[str] = []
+
+    def box(x: int, y: int, w: int, lines: list[str], bold_first: bool = False) -> int:
+        height = pad * 2 + line_h * len(lines)
+        parts.append(
+            f'<rect x="{x}" y="{y}" width="{w}" height="{height}" fill="white" stroke="black"/>'
+        )
+        for i, line in enumerate(lines):
+            weight = ' font-weight="bold"' if bold_first and i == 0 else ""
+            parts.append(
+                f'<text x="{x + pad}" y="{y + pad + line_h * (i + 1) - 4}" font-size="11"'
+                f"{weight}>{escape(line)}</text>"
+            )
+        return height
+
+    def label(y: int, height: int, stage: str) -> None:
+        parts.append(
+            f'<text x="6" y="{y + height / 2 + 4}" font-size="11" font-weight="bold">'
+            f"{escape(stage)}</text>"
+        )
+
+    pooled = consort.enrolment
+    centre = label_w + (width - label_w) // 2
+    top_w = min(300, width - label_w - 10)
+    y = 10
+    h = box(centre - top_w // 2, y, top_w, [f"Assessed for eligibility (n={pooled.assessed})"])
+    label(y, h, "Enrolment")
+    excluded = [
+        f"Excluded (n={pooled.excluded})",
+        f"Not meeting criteria (n={pooled.excluded_not_eligible})",
+        f"Declined / withdrew (n={pooled.excluded_declined})",
+        f"Screening not finished (n={pooled.pending})",
+    ]
+    y2 = y + h + gap
+    side_x = centre + 20
+    h2 = box(side_x, y2, width - side_x - 10, excluded)
+    parts.append(_arrow(centre, y2 + h2 // 2, side_x, y2 + h2 // 2))
+    y3 = y2 + h2 + gap
+    parts.append(_arrow(centre - 40, y + h, centre - 40, y3))
+    h3 = box(centre - top_w // 2, y3, top_w, [f"Randomized (n={pooled.randomized})"])
+    label(y3, h3, "Randomization")
+    y = y3 + h3 + gap
+    columns = [flow.lines() for flow in consort.arms]
+    for stage_index in range(3):
+        heights = []
+        for index, flow_lines in enumerate(columns):
+            x = label_w + index * (col_w + 10)
+            stage, lines = flow_lines[stage_index]
+            heights.append(box(x, y, col_w, lines, bold_first=stage_index == 0))
+            parts.append(_arrow(x + col_w // 2, y - gap, x + col_w // 2, y))
+        stage_h = max(heights or [line_h])
+        label(y, stage_h, columns[0][stage_index][0] if columns else "")
+        y += stage_h + gap
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" '
+        f'viewBox="0 0 {width} {y}" font-family="sans-serif">'
+        '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="6" refY="4" '
+        'orient="auto"><path d="M0,0 L8,4 L0,8 z"/></marker></defs>'
+    )
+    return head + "".join(parts) + "</svg>"
