@@ -34,6 +34,7 @@ from trialdesk.protocol.schema import Form, Item
 from trialdesk.protocol.schema import Study as StudyDefinition
 from trialdesk.screening import services as screening
 from trialdesk.screening.models import Subject
+from trialdesk.web.refusals import refusal
 
 _INPUT_TYPES = {
     "integer": "number",
@@ -248,10 +249,10 @@ def _form_page(
         except records.CaptureNotAllowed as error:
             raise PermissionDenied(str(error)) from None
         except records.HardCheckFailed as error:
-            errors = {error.field: error.in_language(_language())}
+            errors = {error.field: refusal(error, form)}
             entered = request.POST.dict()
         except records.CaptureError as error:
-            errors = {error.field: str(error)}
+            errors = {error.field: refusal(error, form)}
             entered = request.POST.dict() if action == "save" else None
         else:
             return redirect(_record_url(study, subject, form, record, visit))
@@ -271,6 +272,9 @@ def _form_page(
         ),
         "locked": bool(record and records.active_locks(record).exists()),
         "reason": (entered or {}).get("reason", ""),
+        "complete": (
+            entered.get("complete") == "on" if entered else bool(record and record.completed)
+        ),
         "errors": errors,
         **_roles(request, subject),
     }
@@ -494,7 +498,7 @@ def enrol(request: HttpRequest, study: str) -> HttpResponse:
         except records.CaptureNotAllowed as error:
             raise PermissionDenied(str(error)) from None
         except records.CaptureError as error:
-            errors = {error.field: str(error)}
+            errors = {error.field: refusal(error, form)}
             entered = request.POST.dict()
         else:
             messages.success(request, _("Enrolled."))
@@ -539,7 +543,7 @@ def sign(request: HttpRequest, study: str, subject_id: str) -> HttpResponse:
                 visit_code=visit,
             )
         except records.CaptureError as error:
-            errors = {error.field: str(error)}
+            errors = {error.field: refusal(error)}
         else:
             messages.success(request, _("Signed."))
             return redirect("capture:casebook", found.code, subject.subject_id)
@@ -578,7 +582,7 @@ def data_management(request: HttpRequest, study: str) -> HttpResponse:
         try:
             _lock_action(request, found)
         except records.CaptureError as error:
-            errors = {error.field: str(error)}
+            errors = {error.field: refusal(error)}
         else:
             return redirect("capture:data_management", found.code)
     open_queries = (

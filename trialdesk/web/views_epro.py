@@ -24,6 +24,7 @@ from trialdesk.capture import epro, records
 from trialdesk.capture.models import PatientLink, Visit
 from trialdesk.protocol.schema import Form, Item
 from trialdesk.protocol.schema import Study as StudyDefinition
+from trialdesk.web.refusals import refusal
 from trialdesk.web.views_capture import _definition, _study, _subject
 
 _SCALE_SPAN = 10
@@ -111,7 +112,7 @@ def patient_page(request: HttpRequest, token: str) -> HttpResponse:
             except records.HardCheckFailed as refused:
                 error = refused.in_language(language)
             except records.CaptureError as refused:
-                error = str(refused)
+                error = refusal(refused)
             else:
                 return render(request, "web/epro/thanks.html", {"language": language})
         context = {
