@@ -139,7 +139,8 @@ def _list_context(request: HttpRequest, study: Study, error: str) -> dict[str, A
 
 @login_required
 def label(request: HttpRequest, study: str, sample_id: str) -> HttpResponse:
-    """The printable label of a sample (id, QR code, subject, visit, time) and its results."""
+    """The printable label of a sample (id, QR code, Code 128 barcode, visit, time) and its
+    results."""
     found = _study(request, study)
     sample = samples.visible_samples(request.user, found).filter(sample_id=sample_id).first()
     if sample is None:
@@ -151,6 +152,7 @@ def label(request: HttpRequest, study: str, sample_id: str) -> HttpResponse:
             "study": found,
             "sample": sample,
             "qr": samples.label_svg(sample),
+            "code128": samples.barcode_svg(sample),
             "results": samples.marker_results(sample),
         },
     )
