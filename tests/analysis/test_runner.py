@@ -193,6 +193,8 @@ def test_a_blinded_command_run_stores_pooled_summaries_without_reading_the_alloc
         "ADINF",
         "ADTCS",
         "ADMARK",
+        "ADAE",
+        "ADLB",
     }
     statuses = {r.status for r in run.results.all()}
     assert statuses == {"blinded"}

@@ -1,19 +1,19 @@
 """Analysis datasets built from the captured data, ADaM-like in naming.
 
 :func:`build_datasets` returns one subject-level dataset (``ADSL``, one row per randomized
-subject) and one long dataset per endpoint (``ADNASA``, ``ADPRUR``, ``ADPAIN``, ``ADDLQI``,
+subject), one long dataset per endpoint (``ADNASA``, ``ADPRUR``, ``ADPAIN``, ``ADDLQI``,
 ``ADTEWL``, ``ADIGE``, ``ADMARK``: one row per subject, parameter and planned visit; ``ADINF``
-and ``ADTCS``: one
-row per subject, summed over the endpoint's visits). The variables, the derivations and the
-population rules are in ``docs/analysis_datasets.md``; :func:`data_dictionary` returns the
-dictionary as data.
+and ``ADTCS``: one row per subject, summed over the endpoint's visits) and two safety datasets,
+``ADAE`` (one row per adverse event) and ``ADLB`` (one row per safety laboratory result). The
+variables, the derivations and the population rules are in ``docs/analysis_datasets.md``;
+:func:`data_dictionary` returns the dictionary as data.
 
-**Blinding.** A blinded build (``blinded=True``) reads the screening, capture and protocol tables
-only: randomized subjects are those with a visit schedule (planned at randomization), the
-randomization date is their day-0 visit, and no arm column exists. It never queries the
-randomization tables (allocations, the sealed list and kit list). An unblinded build asks
-:func:`trialdesk.randomization.sealing.allocations_for` for the arms, which refuses users the
-blinding policy does not allow.
+**Blinding.** A blinded build (``blinded=True``) reads the screening, capture, safety and
+protocol tables only: randomized subjects are those with a visit schedule (planned at
+randomization), the randomization date is their day-0 visit, and no arm column exists.
+It never queries the randomization tables (allocations, the sealed list and kit list). An
+unblinded build asks :func:`trialdesk.randomization.sealing.allocations_for` for the arms,
+which refuses users the blinding policy does not allow.
 
 Every dataset has the SHA-256 of its canonical CSV (columns in dictionary order, rows sorted by
 subject and visit, ``\\n`` line ends, numbers with up to 12 significant digits, empty cells for
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+from django.utils import timezone
 
 from trialdesk.capture.models import (
     Discontinuation,
@@ -41,8 +42,11 @@ from trialdesk.capture.models import (
     VisitStatus,
 )
 from trialdesk.lib.hashing import sha256_hex
+from trialdesk.lib.partial_dates import parse_partial_date
 from trialdesk.protocol.definitions import study_definition
 from trialdesk.protocol.models import Study
+from trialdesk.safety.aesi import normalized
+from trialdesk.safety.models import AdverseEvent, LabResult
 from trialdesk.screening.models import Subject
 
 from .plan import AnalysisPlanFile, PerProtocolRule
@@ -176,6 +180,27 @@ ADSL_VARIABLES: tuple[Variable, ...] = (
         "Discontinuation date, or date of the last visit when completed.",
     ),
     _V("LSTVSTDT", "Date of the last visit done", "date", "Latest done_on of the visits."),
+    _V("NDOSES", "Doses given", "integer", "Number of DRUG records (syringes injected)."),
+    _V(
+        "PLNDOSES",
+        "Doses planned",
+        "integer",
+        "Units of the study file's dosing regimen at the dosing visits that were due: done, "
+        "missed, with a dose, or planned on or before the last visit done (visits not yet due "
+        "and those after a discontinuation are not planned).",
+    ),
+    _V(
+        "TRTDURD",
+        "Days on treatment",
+        "integer",
+        "TRTEDT - TRTSDT + 1; empty without a dose.",
+    ),
+    _V(
+        "COMPLPCT",
+        "Compliance (%)",
+        "number",
+        "100 x NDOSES / PLNDOSES; empty when PLNDOSES is 0.",
+    ),
 ) + tuple(
     _V(column, f"Baseline {paramcd}", "number", f"AVAL of the {paramcd} row flagged ABLFL.")
     for column, paramcd in BASELINE_COLUMNS
@@ -261,6 +286,184 @@ SUM_VARIABLES: tuple[Variable, ...] = (
     ),
 )
 
+#: Adverse events starting up to this many days after the last dose are treatment-emergent:
+#: 14 weeks, the protocol's follow-up from the last dose (W14) to the W28 visit.
+TEAE_WINDOW_DAYS = 98
+
+ADAE_VARIABLES: tuple[Variable, ...] = (
+    _V("STUDYID", "Study identifier", "text", "As ADSL."),
+    _V("USUBJID", "Subject identifier", "text", "As ADSL."),
+    _V("SITEID", "Site", "text", "As ADSL."),
+    _V("ARM", "Actual treatment", "text", "TRT01A of ADSL.", True),
+    _V("AESEQ", "Sequence number", "integer", "1, 2, ... per subject in the order of ASTDT."),
+    _V("AEORIG", "Origin", "text", "ae_form, or infection_log for an event of the infection log."),
+    _V("AETERM", "Reported term", "text", "The verbatim term (ae_term)."),
+    _V(
+        "AEDECOD",
+        "Dictionary-derived term",
+        "text",
+        "The preferred term of the first keyword of SOC_TERMS found in the term (accents and "
+        "case ignored); else the verbatim term with its first letter upper-cased.",
+    ),
+    _V(
+        "AEBODSYS",
+        "System organ class",
+        "text",
+        "MedDRA system organ class of the keyword of SOC_TERMS; 'Not coded' when no keyword "
+        "matches (the AE form has no SOC item and the study is not MedDRA-coded).",
+    ),
+    _V("AESTDTC", "Start date as collected", "text", "Partial date text (2025-03)."),
+    _V(
+        "ASTDT",
+        "Analysis start date",
+        "date",
+        "Complete start date; a partial one is imputed to the first day it may be, or to TRTSDT "
+        "when TRTSDT lies within it and the event may still be going on at TRTSDT; no start: "
+        "TRTSDT.",
+    ),
+    _V("ASTDTF", "Start date imputation flag", "text", "D: day imputed, M: month and day, Y: all."),
+    _V("AENDTC", "End date as collected", "text", "Partial date text; empty when ongoing."),
+    _V(
+        "AENDT",
+        "Analysis end date",
+        "date",
+        "Complete end date; a partial one is imputed to the last day it may be, or to EOSDT "
+        "when EOSDT lies within it.",
+    ),
+    _V("AENDTF", "End date imputation flag", "text", "D: day imputed, M: month and day."),
+    _V("ASTDY", "Study day of start", "integer", "ASTDT - TRTSDT (+1 when on or after TRTSDT)."),
+    _V(
+        "TRTEMFL",
+        "Treatment-emergent flag",
+        "Y/empty",
+        f"Y when TRTSDT <= ASTDT <= TRTEDT + {TEAE_WINDOW_DAYS} days.",
+    ),
+    _V("AESER", "Serious", "Y/N", "ae_serious."),
+    _V("AESEV", "Severity", "text", "MILD, MODERATE or SEVERE (ae_severity)."),
+    _V("AETOXGR", "CTCAE grade", "number", "ae_ctcae_grade (1 to 5); empty when not given."),
+    _V("AESEVFL", "Severe flag", "Y/empty", "Y when AESEV is SEVERE or AETOXGR >= 3."),
+    _V("AEREL", "Relationship", "text", "ae_relationship code (not_related ... certain)."),
+    _V("AERELFL", "Related flag", "Y/empty", "Y when AEREL is possible, probable or certain."),
+    _V(
+        "AESIFL",
+        "Special interest flag",
+        "Y/empty",
+        "Y when the investigator said AESI, or did not answer and the term suggests one.",
+    ),
+    _V("AESICAT", "Special interest category", "text", "Code of code list AESI."),
+    _V("AEACN", "Action taken with study drug", "text", "ae_action code."),
+    _V("AEDISFL", "Leading to discontinuation", "Y/empty", "Y when AEACN is withdrawn."),
+    _V("AEOUT", "Outcome", "text", "ae_outcome code."),
+    _V("AESDTH", "Results in death", "Y/empty", "Y when the outcome is fatal or sae_death."),
+)
+
+ADLB_VARIABLES: tuple[Variable, ...] = (
+    _V("STUDYID", "Study identifier", "text", "As ADSL."),
+    _V("USUBJID", "Subject identifier", "text", "As ADSL."),
+    _V("SITEID", "Site", "text", "As ADSL."),
+    _V("ARM", "Actual treatment", "text", "TRT01A of ADSL.", True),
+    _V("PARAMCD", "Parameter code", "text", "Laboratory test code (ALT, HGB, SODIUM, ...)."),
+    _V("PARAM", "Parameter", "text", "The test's label in the study file, with its unit."),
+    _V("AVISIT", "Analysis visit", "text", "Visit code of the laboratory form."),
+    _V("AVISITN", "Analysis visit (week)", "number", "Target day of the visit / 7."),
+    _V("ADT", "Analysis date", "date", "Date of the blood sample."),
+    _V("AVAL", "Analysis value", "number", "The value in standard units (trialdesk.safety.units)."),
+    _V("AVALU", "Analysis unit", "text", "The test's standard unit."),
+    _V("ANRLO", "Normal range lower limit", "number", "LLN in standard units (form or site)."),
+    _V("ANRHI", "Normal range upper limit", "number", "ULN in standard units (form or site)."),
+    _V("ANRIND", "Reference range indicator", "text", "LOW, NORMAL or HIGH; empty without range."),
+    _V("BASE", "Baseline value", "number", "AVAL of the subject's baseline (D0) result."),
+    _V(
+        "ATOXGR",
+        "CTCAE grade",
+        "number",
+        "CTCAE v5.0 grade 0-4 of the safety module (NS-DUPI baseline rules, "
+        "docs/safety_grading.md); empty when it cannot be computed.",
+    ),
+    _V("BTOXGR", "Baseline CTCAE grade", "number", "ATOXGR of the row flagged ABLFL."),
+    _V("ABLFL", "Baseline record flag", "Y/empty", "Y on the D0 result when AVAL is present."),
+    _V(
+        "ANL01FL",
+        "Post-baseline flag",
+        "Y/empty",
+        "Y on results after the baseline visit with AVAL present (the rows of worst grades).",
+    ),
+)
+
+# MedDRA system organ classes of SOC_TERMS.
+_INFECTIONS = "Infections and infestations"
+_EYE = "Eye disorders"
+_GENERAL = "General disorders and administration site conditions"
+_NERVOUS = "Nervous system disorders"
+_BLOOD = "Blood and lymphatic system disorders"
+_IMMUNE = "Immune system disorders"
+_SKIN = "Skin and subcutaneous tissue disorders"
+_GASTRO = "Gastrointestinal disorders"
+_MUSCULO = "Musculoskeletal and connective tissue disorders"
+_RESPIRATORY = "Respiratory, thoracic and mediastinal disorders"
+
+#: The verbatim-term keywords (lower case, accent-free; English and French) that give an
+#: event its preferred term and MedDRA system organ class. Tried in order, first match wins:
+#: "eczema herpeticum" is an infection before "eczema" is a skin disorder. Covers the events
+#: expected in NS-DUPI (dupilumab's AESIs, the common events of its trials, Netherton flares).
+SOC_TERMS: tuple[tuple[str, str, str], ...] = (
+    ("eczema herpeticum", "Eczema herpeticum", _INFECTIONS),
+    ("kaposi", "Eczema herpeticum", _INFECTIONS),
+    ("herpes zoster", "Herpes zoster", _INFECTIONS),
+    ("zona", "Herpes zoster", _INFECTIONS),
+    ("herpe", "Oral herpes", _INFECTIONS),
+    ("hsv", "Oral herpes", _INFECTIONS),
+    ("cold sore", "Oral herpes", _INFECTIONS),
+    ("bouton de fievre", "Oral herpes", _INFECTIONS),
+    ("nasopharyngit", "Nasopharyngitis", _INFECTIONS),
+    ("rhinopharyngit", "Nasopharyngitis", _INFECTIONS),
+    ("common cold", "Nasopharyngitis", _INFECTIONS),
+    ("upper respiratory", "Upper respiratory tract infection", _INFECTIONS),
+    ("impetigo", "Impetigo", _INFECTIONS),
+    ("cellulitis", "Cellulitis", _INFECTIONS),
+    ("erysipel", "Erysipelas", _INFECTIONS),
+    ("folliculit", "Folliculitis", _INFECTIONS),
+    ("abscess", "Skin abscess", _INFECTIONS),
+    ("abces", "Skin abscess", _INFECTIONS),
+    ("skin infection", "Skin infection", _INFECTIONS),
+    ("infection cutanee", "Skin infection", _INFECTIONS),
+    ("conjunctivit", "Conjunctivitis", _EYE),
+    ("conjonctivit", "Conjunctivitis", _EYE),
+    ("keratit", "Keratitis", _EYE),
+    ("blepharit", "Blepharitis", _EYE),
+    ("injection site", "Injection site reaction", _GENERAL),
+    ("injection-site", "Injection site reaction", _GENERAL),
+    ("point d'injection", "Injection site reaction", _GENERAL),
+    ("site d'injection", "Injection site reaction", _GENERAL),
+    ("pyrexia", "Pyrexia", _GENERAL),
+    ("fever", "Pyrexia", _GENERAL),
+    ("fievre", "Pyrexia", _GENERAL),
+    ("fatigue", "Fatigue", _GENERAL),
+    ("headache", "Headache", _NERVOUS),
+    ("cephalee", "Headache", _NERVOUS),
+    ("eosinophil", "Eosinophilia", _BLOOD),
+    ("hypersensitiv", "Hypersensitivity", _IMMUNE),
+    ("hypersensibilit", "Hypersensitivity", _IMMUNE),
+    ("serum sickness", "Serum sickness", _IMMUNE),
+    ("maladie serique", "Serum sickness", _IMMUNE),
+    ("anaphyla", "Anaphylactic reaction", _IMMUNE),
+    ("pruritus", "Pruritus", _SKIN),
+    ("prurit", "Pruritus", _SKIN),
+    ("erythroderm", "Erythroderma", _SKIN),
+    ("eczema", "Eczema", _SKIN),
+    ("dermatit", "Dermatitis", _SKIN),
+    ("rash", "Rash", _SKIN),
+    ("netherton", "Netherton syndrome flare", _SKIN),
+    ("nausea", "Nausea", _GASTRO),
+    ("nausee", "Nausea", _GASTRO),
+    ("diarrh", "Diarrhoea", _GASTRO),
+    ("arthralg", "Arthralgia", _MUSCULO),
+    ("cough", "Cough", _RESPIRATORY),
+    ("toux", "Cough", _RESPIRATORY),
+)
+#: System organ class of a term no keyword of :data:`SOC_TERMS` matches.
+NOT_CODED = "Not coded"
+
 
 @dataclass(frozen=True)
 class AnalysisDataset:
@@ -312,6 +515,7 @@ def data_dictionary(blinded: bool = False) -> list[dict[str, str]]:
     tables = {"ADSL": ADSL_VARIABLES}
     for spec in ENDPOINT_SPECS:
         tables.setdefault(spec.dataset, SUM_VARIABLES if spec.kind == "sum" else BDS_VARIABLES)
+    tables.update({"ADAE": ADAE_VARIABLES, "ADLB": ADLB_VARIABLES})
     for dataset, variables in tables.items():
         for var in variables:
             if blinded and var.unblinded_only:
@@ -474,22 +678,28 @@ def build_datasets(
         name: _typed(_sorted(pd.concat(parts, ignore_index=True))) for name, parts in long.items()
     }
     arms = None if blinded else _arms(study, user)
-    dosing_visits = list(definition.dosing.units_per_visit) if definition.dosing else []
+    units_per_visit = dict(definition.dosing.units_per_visit) if definition.dosing else {}
     adsl = _adsl(
         study,
         definition,
         capture,
         datasets=datasets,
         rule=plan.per_protocol,
-        dosing_visits=dosing_visits,
+        units_per_visit=units_per_visit,
         arms=arms,
     )
     ordered = {"ADSL": AnalysisDataset("ADSL", adsl)}
     ordered.update({name: AnalysisDataset(name, frame) for name, frame in datasets.items()})
+    ordered["ADAE"] = AnalysisDataset("ADAE", _adae(study, capture, adsl))
+    ordered["ADLB"] = AnalysisDataset("ADLB", _adlb(study, definition, capture, adsl, weeks))
     return DatasetBundle(study.code, blinded, ordered)
 
 
-_NUMERIC = {v.name for v in (*ADSL_VARIABLES, *BDS_VARIABLES, *SUM_VARIABLES) if v.type == "number"}
+_NUMERIC = {
+    v.name
+    for v in (*ADSL_VARIABLES, *BDS_VARIABLES, *SUM_VARIABLES, *ADAE_VARIABLES, *ADLB_VARIABLES)
+    if v.type == "number"
+}
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -654,9 +864,10 @@ def _adsl(
     *,
     datasets: Mapping[str, pd.DataFrame],
     rule: PerProtocolRule,
-    dosing_visits: list[str],
+    units_per_visit: Mapping[str, int],
     arms: Mapping[str, tuple[str, int]] | None,
 ) -> pd.DataFrame:
+    dosing_visits = list(units_per_visit)
     stratum_source = definition.strata[0].source if definition.strata else "site"
     baselines = _baselines(datasets)
     required = _required_present(datasets, rule)
@@ -696,6 +907,9 @@ def _adsl(
                 "DCSREAS": reason,
                 "EOSDT": end,
                 "LSTVSTDT": max(done) if done else None,
+                **_exposure(
+                    doses, visits, units_per_visit, capture.drug_visits.get(subject.pk, set())
+                ),
             }
         )
         for column, paramcd in BASELINE_COLUMNS:
@@ -762,3 +976,257 @@ def _end_of_study(
     if last is not None and last.status == VisitStatus.DONE:
         return "COMPLETED", None, last.done_on
     return "ONGOING", None, None
+
+
+def _dose_was_due(visit: Visit, dosed_visits: set[str], last_done: dt.date | None) -> bool:
+    """A dosing visit was due when done, missed, dosed, or planned before a later visit done."""
+    if visit.status in {VisitStatus.DONE, VisitStatus.MISSED} or visit.code in dosed_visits:
+        return True
+    return last_done is not None and visit.planned_date <= last_done
+
+
+def _exposure(
+    doses: list[dt.date],
+    visits: Mapping[str, Visit],
+    units_per_visit: Mapping[str, int],
+    dosed_visits: set[str],
+) -> dict[str, Any]:
+    """NDOSES, PLNDOSES, TRTDURD and COMPLPCT of one subject (rules in ADSL_VARIABLES)."""
+    done = [v.done_on for v in visits.values() if v.status == VisitStatus.DONE and v.done_on]
+    last_done = max(done) if done else None
+    planned = sum(
+        int(units)
+        for code, units in units_per_visit.items()
+        if code in visits and _dose_was_due(visits[code], dosed_visits, last_done)
+    )
+    return {
+        "NDOSES": len(doses),
+        "PLNDOSES": planned,
+        "TRTDURD": (doses[-1] - doses[0]).days + 1 if doses else None,
+        "COMPLPCT": 100.0 * len(doses) / planned if planned else None,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Safety datasets: ADAE and ADLB
+
+
+def code_term(term: str) -> tuple[str, str]:
+    """The preferred term and system organ class of a verbatim term (:data:`SOC_TERMS`).
+
+    >>> code_term("Conjonctivite allergique")
+    ('Conjunctivitis', 'Eye disorders')
+    >>> code_term("sprained ankle")
+    ('Sprained ankle', 'Not coded')
+    """
+    text = normalized(term)
+    for keyword, decod, soc in SOC_TERMS:
+        if keyword in text:
+            return decod, soc
+    verbatim = " ".join(term.split())
+    return verbatim[:1].upper() + verbatim[1:], NOT_CODED
+
+
+def impute_start(
+    start: str | None, *, first_dose: dt.date | None, end: str | None = None
+) -> tuple[dt.date | None, str | None]:
+    """ASTDT and ASTDTF of a (partial) start date.
+
+    A complete date is kept. A partial date is imputed to the first day it may be, except that
+    when the first dose falls inside it, and the event may still be going on at the first dose
+    (its end, if any, may be on or after it), it is imputed to the first dose date: an event
+    that may be treatment-emergent is counted as such. A missing start is the first dose date.
+    The flag is ``D`` (day imputed), ``M`` (month and day) or ``Y`` (the whole date).
+    """
+    if not start:
+        return first_dose, ("Y" if first_dose else None)
+    date = parse_partial_date(start, "ae_start_date")
+    if date.complete:
+        return date.earliest(), None
+    flag = "D" if date.month is not None else "M"
+    ends_after = True
+    if end:
+        ends_after = first_dose is not None and (
+            parse_partial_date(end, "ae_end_date").latest() >= first_dose
+        )
+    if first_dose is not None and date.earliest() <= first_dose <= date.latest() and ends_after:
+        return first_dose, flag
+    return date.earliest(), flag
+
+
+def impute_end(
+    end: str | None, *, end_of_study: dt.date | None
+) -> tuple[dt.date | None, str | None]:
+    """AENDT and AENDTF: a partial end is its last possible day, or the end of study in it."""
+    if not end:
+        return None, None
+    date = parse_partial_date(end, "ae_end_date")
+    if date.complete:
+        return date.earliest(), None
+    flag = "D" if date.month is not None else "M"
+    if end_of_study is not None and date.earliest() <= end_of_study <= date.latest():
+        return end_of_study, flag
+    return date.latest(), flag
+
+
+def treatment_emergent(
+    start: dt.date | None, first_dose: dt.date | None, last_dose: dt.date | None
+) -> bool:
+    """Whether an event starting on ``start`` is treatment-emergent (rule of TRTEMFL)."""
+    if start is None or first_dose is None or last_dose is None:
+        return False
+    return first_dose <= start <= last_dose + dt.timedelta(days=TEAE_WINDOW_DAYS)
+
+
+def study_day(date: dt.date | None, reference: dt.date | None) -> int | None:
+    """Study day: 1 on the reference date, -1 the day before (there is no day 0)."""
+    if date is None or reference is None:
+        return None
+    days = (date - reference).days
+    return days + 1 if days >= 0 else days
+
+
+_RELATED = {"possible", "probable", "certain"}
+
+
+def _subject_dates(adsl: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    keep = ["TRTSDT", "TRTEDT", "EOSDT", *(["TRT01A"] if "TRT01A" in adsl.columns else [])]
+    return adsl.set_index("USUBJID")[keep].to_dict("index")
+
+
+def _adae(study: Study, capture: _Capture, adsl: pd.DataFrame) -> pd.DataFrame:
+    by_pk = {s.pk: s for s in capture.subjects}
+    dates = _subject_dates(adsl)
+    unblinded = "TRT01A" in adsl.columns
+    events = AdverseEvent.objects.filter(study=study, subject_id__in=list(by_pk)).order_by("id")
+    rows = []
+    for event in events:
+        subject = by_pk[event.subject_id]
+        info = dates[subject.subject_id]
+        first, last = _date_or_none(info["TRTSDT"]), _date_or_none(info["TRTEDT"])
+        astdt, astdtf = impute_start(event.start, first_dose=first, end=event.end)
+        aendt, aendtf = impute_end(event.end, end_of_study=_date_or_none(info["EOSDT"]))
+        decod, soc = code_term(event.term)
+        grade = event.ctcae_grade
+        severity = event.severity.upper() or None
+        death = event.outcome == "fatal" or "sae_death" in (event.seriousness_criteria or [])
+        row: dict[str, Any] = {
+            "STUDYID": study.code,
+            "USUBJID": subject.subject_id,
+            "SITEID": subject.site.code,
+        }
+        if unblinded:
+            row["ARM"] = info["TRT01A"]
+        row.update(
+            {
+                "AESEQ": 0,
+                "AEORIG": event.origin,
+                "AETERM": event.term,
+                "AEDECOD": decod,
+                "AEBODSYS": soc,
+                "AESTDTC": event.start or None,
+                "ASTDT": astdt,
+                "ASTDTF": astdtf,
+                "AENDTC": event.end or None,
+                "AENDT": aendt,
+                "AENDTF": aendtf,
+                "ASTDY": study_day(astdt, first),
+                "TRTEMFL": "Y" if treatment_emergent(astdt, first, last) else None,
+                "AESER": "Y" if event.serious else "N",
+                "AESEV": severity,
+                "AETOXGR": grade,
+                "AESEVFL": "Y" if severity == "SEVERE" or (grade or 0) >= 3 else None,
+                "AEREL": event.relationship or None,
+                "AERELFL": "Y" if event.relationship in _RELATED else None,
+                "AESIFL": "Y" if event.is_aesi else None,
+                "AESICAT": event.aesi_code or None,
+                "AEACN": event.action or None,
+                "AEDISFL": "Y" if event.action == "withdrawn" else None,
+                "AEOUT": event.outcome or None,
+                "AESDTH": "Y" if death else None,
+            }
+        )
+        rows.append(row)
+    columns = [v.name for v in ADAE_VARIABLES if unblinded or not v.unblinded_only]
+    frame = pd.DataFrame(rows, columns=columns)
+    if len(frame):
+        frame["_start"] = frame["ASTDT"].map(lambda d: d or dt.date.max)
+        frame = frame.sort_values(["USUBJID", "_start", "AETERM"], kind="stable").drop(
+            columns="_start"
+        )
+        frame["AESEQ"] = frame.groupby("USUBJID").cumcount() + 1
+    return _typed(frame.reset_index(drop=True))
+
+
+def _date_or_none(value: Any) -> dt.date | None:
+    return None if _is_na(value) else value
+
+
+_RANGE_INDICATOR = {"L": "LOW", "N": "NORMAL", "H": "HIGH"}
+
+
+def _adlb(
+    study: Study,
+    definition: Any,
+    capture: _Capture,
+    adsl: pd.DataFrame,
+    weeks: Mapping[str, float],
+) -> pd.DataFrame:
+    labels = {
+        group.lab_test: group.label.en
+        for form in definition.forms
+        for group in form.item_groups
+        if group.lab_test
+    }
+    by_pk = {s.pk: s for s in capture.subjects}
+    dates = _subject_dates(adsl)
+    unblinded = "TRT01A" in adsl.columns
+    results = LabResult.objects.filter(study=study, subject_id__in=list(by_pk)).order_by("id")
+    rows = []
+    for result in results:
+        subject = by_pk[result.subject_id]
+        aval = _number(result.value_std)
+        row: dict[str, Any] = {
+            "STUDYID": study.code,
+            "USUBJID": subject.subject_id,
+            "SITEID": subject.site.code,
+        }
+        if unblinded:
+            row["ARM"] = dates[subject.subject_id]["TRT01A"]
+        unit = result.standard_unit or result.unit
+        row.update(
+            {
+                "PARAMCD": result.test,
+                "PARAM": f"{labels.get(result.test, result.test)} ({unit})",
+                "AVISIT": result.visit_code,
+                "AVISITN": weeks.get(result.visit_code),
+                "ADT": timezone_date(result.sampled_at),
+                "AVAL": aval,
+                "AVALU": unit or None,
+                "ANRLO": _number(result.lln_std),
+                "ANRHI": _number(result.uln_std),
+                "ANRIND": _RANGE_INDICATOR.get(result.flag),
+                "BASE": None,
+                "ATOXGR": result.grade if aval is not None else None,
+                "BTOXGR": None,
+                "ABLFL": "Y" if result.is_baseline and aval is not None else None,
+                "ANL01FL": "Y" if not result.is_baseline and aval is not None else None,
+            }
+        )
+        rows.append(row)
+    columns = [v.name for v in ADLB_VARIABLES if unblinded or not v.unblinded_only]
+    frame = pd.DataFrame(rows, columns=columns)
+    base = frame.loc[frame["ABLFL"] == "Y"].drop_duplicates(["USUBJID", "PARAMCD"], keep="last")
+    keys = zip(base["USUBJID"], base["PARAMCD"], strict=True)
+    aval_of = dict(zip(keys, zip(base["AVAL"], base["ATOXGR"], strict=True), strict=True))
+    pairs = list(zip(frame["USUBJID"], frame["PARAMCD"], strict=True))
+    frame["BASE"] = [aval_of.get(k, (None, None))[0] for k in pairs]
+    frame["BTOXGR"] = [aval_of.get(k, (None, None))[1] for k in pairs]
+    return _typed(_sorted(frame))
+
+
+def timezone_date(moment: dt.datetime | None) -> dt.date | None:
+    """The local calendar date of an aware moment (the sampling day)."""
+    if moment is None:
+        return None
+    return timezone.localtime(moment).date() if timezone.is_aware(moment) else moment.date()
