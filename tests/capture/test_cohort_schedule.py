@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from tests.capture.conftest import d0, planned_subject  # noqa: F401 - fixtures
@@ -117,3 +118,13 @@ def test_the_api_records_a_cohort_visit(client, cohort_subject, claire, paul):
         HTTP_AUTHORIZATION=f"Bearer {token}",
     )
     assert early.status_code == 422 and early.json()["detail"].startswith("done_on: 2024-12-31")
+
+
+def test_the_schedule_page_records_a_cohort_visit(client, cohort_subject, claire):
+    client.force_login(claire)
+    url = reverse("randomization:schedule", args=["ns-cohort", cohort_subject.subject_id])
+    assert client.get(url).status_code == 200
+    response = client.post(url, {"action": "done", "visit": "M3", "done_on": "2025-04-10"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    m3 = Visit.objects.get(subject=cohort_subject, code="M3")
+    assert (m3.status, m3.done_on) == ("done", dt.date(2025, 4, 10))
