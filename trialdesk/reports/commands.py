@@ -45,16 +45,16 @@ def report(
     from .render import html_to_pdf, report_html
     from .unblinded import ReportAccessError
 
+    if kind in UNBLINDED_KINDS and not username:
+        _refuse(
+            f"--kind {kind} needs an unblinded role: give --user USERNAME, an unblinded "
+            "statistician or a DSMB member of the study"
+        )
     study = Study.objects.filter(code=study_code).first()
     if study is None:
         raise click.BadParameter(f"no study {study_code!r} in the database", param_hint="--study")
     user = None
     if kind in UNBLINDED_KINDS:
-        if not username:
-            _refuse(
-                f"--kind {kind} needs an unblinded role: give --user USERNAME, an unblinded "
-                "statistician or a DSMB member of the study"
-            )
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
             raise click.BadParameter(f"no active user {username!r}", param_hint="--user")
