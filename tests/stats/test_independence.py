@@ -12,6 +12,7 @@ MODULES = [
     "trialdesk.stats.counts",
     "trialdesk.stats.exact",
     "trialdesk.stats.linear",
+    "trialdesk.stats.multiple_imputation",
     "trialdesk.stats.power",
 ]
 

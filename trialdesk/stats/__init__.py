@@ -31,6 +31,13 @@ from trialdesk.stats.mmrm import (
     fit_mmrm,
     fit_mmrm_spec,
 )
+from trialdesk.stats.multiple_imputation import (
+    ImputationError,
+    PooledEstimate,
+    ReferenceImputationResult,
+    jump_to_reference,
+    rubin_rules,
+)
 from trialdesk.stats.power import (
     AnalysisPlan,
     Scenario,
@@ -47,6 +54,7 @@ __all__ = [
     "DuplicateVisitError",
     "EmptyVisitError",
     "FisherResult",
+    "ImputationError",
     "LinearModelFit",
     "MmrmDataError",
     "MmrmError",
@@ -58,8 +66,10 @@ __all__ = [
     "NormalPosterior",
     "NormalPrior",
     "PermutationTestResult",
+    "PooledEstimate",
     "RankSumResult",
     "RateModelResult",
+    "ReferenceImputationResult",
     "Scenario",
     "SimulationResult",
     "TrialDesign",
@@ -72,9 +82,11 @@ __all__ = [
     "fit_mmrm",
     "fit_mmrm_spec",
     "fit_rate_model",
+    "jump_to_reference",
     "normal_posterior",
     "permutation_test",
     "rerandomization_test",
+    "rubin_rules",
     "simulate_trials",
     "wilcoxon_rank_sum",
 ]
