@@ -36,7 +36,6 @@ from trialdesk.screening.models import (
     Outcome,
     ScreeningEntry,
     Subject,
-    SubjectStatus,
 )
 
 from .consort import Consort
@@ -115,7 +114,7 @@ def collect(study: Study, site_codes: Iterable[str] | None = None) -> BlindedDat
         study_title=study.title,
         synthetic=is_synthetic(study),
         as_of=today,
-        consort=_consort(entries, subjects),
+        consort=_consort(entries, subjects, visits, _last_visit(study)),
         sites=[_site_counts(site, entries, visits, open_queries, today) for site in sites],
         enrolment=_enrolment(entries),
         failure_reasons=_failure_reasons(entries, _criterion_texts(study)),
@@ -126,12 +125,24 @@ def collect(study: Study, site_codes: Iterable[str] | None = None) -> BlindedDat
     )
 
 
-def _consort(entries: list[ScreeningEntry], subjects: list[Subject]) -> Consort:
+def _last_visit(study: Study) -> str:
+    return study_definition(study).visits[-1].code
+
+
+def _consort(
+    entries: list[ScreeningEntry], subjects: list[Subject], visits: list[Visit], last_visit: str
+) -> Consort:
     outcomes = Counter(e.outcome for e in entries)
-    exits = Counter(
-        Discontinuation.objects.filter(subject__in=subjects).values_list("kind", flat=True)
+    exited = dict(
+        Discontinuation.objects.filter(subject__in=subjects).values_list("subject_id", "kind")
     )
-    completed = sum(1 for s in subjects if s.status == SubjectStatus.COMPLETED)
+    exits = Counter(exited.values())
+    # Completed: the schedule's last visit done, without a withdrawal or loss to follow-up.
+    completed = sum(
+        1
+        for v in visits
+        if v.code == last_visit and v.status == VisitStatus.DONE and v.subject_id not in exited
+    )
     dosed = (
         ItemValue.objects.filter(
             record__subject__in=subjects, item="administered_at", state=ValueState.VALUE

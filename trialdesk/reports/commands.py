@@ -40,6 +40,8 @@ def report(
     final (by arm, for --user with an unblinded role)."""
     from django.contrib.auth import get_user_model
 
+    from trialdesk.analysis.datasets import DatasetError
+    from trialdesk.analysis.plan import PlanError
     from trialdesk.protocol.models import Study
 
     from .render import html_to_pdf, report_html
@@ -62,6 +64,8 @@ def report(
         html = report_html(study, kind, user=user, seed=seed)
     except ReportAccessError as error:
         _refuse(f"--kind {kind} needs an unblinded role: {error}")
+    except (PlanError, DatasetError) as error:
+        raise click.ClickException(str(error)) from error
     if fmt == "pdf":
         out.write_bytes(html_to_pdf(html))
     else:
