@@ -253,7 +253,8 @@ def _form_page(
             entered = request.POST.dict()
         except records.CaptureError as error:
             errors = {error.field: refusal(error, form)}
-            entered = request.POST.dict() if action == "save" else None
+            locked = isinstance(error, records.RecordLocked)
+            entered = request.POST.dict() if action == "save" and not locked else None
         else:
             return redirect(_record_url(study, subject, form, record, visit))
     context = {
