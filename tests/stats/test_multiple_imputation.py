@@ -232,12 +232,15 @@ def test_rows_without_covariates_are_excluded_and_counted():
         (None, {"df_method": "reiter"}, "df_method: 'reiter'"),
         ("no_reference", {}, "TRT01P: no subject of the reference 'PBO'"),
         ("new_site", {}, "SITEID: 'LYS' has no observed CHG in the reference arm"),
+        ("two_references", {}, "TRT01P: the imputation model 'CHG ~ BASE \\+ SITEID' cannot"),
     ],
 )
 def test_jump_to_reference_refuses_what_it_cannot_impute(change, kwargs, message):
     data = _with_missing(_trial(), [0, 1])
     if change == "no_reference":
         data.loc[data["TRT01P"] == "PBO", "CHG"] = np.nan
+    if change == "two_references":
+        data.loc[(data["TRT01P"] == "PBO") & (data.index > 8), "CHG"] = np.nan
     if change == "new_site":
         data.loc[0, "SITEID"] = "LYS"
     with pytest.raises(ImputationError, match=message):

@@ -27,6 +27,7 @@ Method = Literal[
     "mmrm",
     "rate_model",
     "tipping_point",
+    "jump_to_reference",
 ]
 Population = Literal["ITT", "PP", "SAF"]
 
@@ -88,6 +89,8 @@ class Analysis(_Frozen):
     threshold: float | None = None
     prior: Prior = Field(default_factory=Prior)
     deltas: list[float] = Field(default_factory=list)
+    imputations: int | None = Field(default=None, ge=2, le=100_000)
+    pooling_df: Literal["barnard-rubin", "rubin"] = "barnard-rubin"
     alpha: float = Field(default=0.05, gt=0, lt=1)
 
     @model_validator(mode="after")
@@ -98,6 +101,8 @@ class Analysis(_Frozen):
             raise ValueError(f"{self.id}: method bayes_posterior needs threshold")
         if self.method == "tipping_point" and not self.deltas:
             raise ValueError(f"{self.id}: method tipping_point needs deltas")
+        if self.method == "jump_to_reference" and self.imputations is None:
+            raise ValueError(f"{self.id}: method jump_to_reference needs imputations")
         if self.method != "mmrm" and len(self.visits) != 1:
             raise ValueError(f"{self.id}: method {self.method} analyses one visit")
         return self

@@ -74,7 +74,7 @@ def analysis_data(bundle: DatasetBundle, analysis: Analysis) -> pd.DataFrame:
     adsl = bundle["ADSL"].frame
     frame = bundle[analysis.dataset].frame
     rows = frame.loc[(frame["PARAMCD"] == analysis.param) & frame["AVISIT"].isin(analysis.visits)]
-    if analysis.method not in {"rerandomization", "tipping_point"}:
+    if not _keeps_all(analysis):
         rows = rows.loc[rows["ANL01FL"] == "Y"]
     flag = {"ITT": "ITTFL", "PP": "PPROTFL", "SAF": "SAFFL"}[analysis.population]
     keep = [c for c in ("USUBJID", "STRATUM", ARM, "RANDSEQ") if c in adsl.columns]
@@ -84,7 +84,7 @@ def analysis_data(bundle: DatasetBundle, analysis: Analysis) -> pd.DataFrame:
 
 
 def _keeps_all(analysis: Analysis) -> bool:
-    return analysis.method in {"rerandomization", "tipping_point"}
+    return analysis.method in {"rerandomization", "tipping_point", "jump_to_reference"}
 
 
 def ancova_formula(analysis: Analysis) -> str:
@@ -339,6 +339,42 @@ def _tipping(rows: list[dict[str, Any]], analysis: Analysis) -> dict[str, Any]:
     return {"tipping_delta": None, "note": "significant at every delta tried"}
 
 
+def _jump_to_reference(data: pd.DataFrame, analysis: Analysis, ctx: Context) -> Outcome:
+    """Missing responses imputed from the control arm's model, pooled by Rubin's rules.
+
+    Every subject of the population with the covariates and the arm takes part: observed
+    responses as they are, missing ones imputed ``analysis.imputations`` times with the run's
+    seed by :func:`trialdesk.stats.jump_to_reference` (rows in randomization order, so that a
+    seed gives the same draws for the same data).
+    """
+    _check_arms(_complete(data, analysis), ctx.arms)
+    frame = data.dropna(subset=[*analysis.covariates, ARM]).reset_index(drop=True)
+    result = stats.jump_to_reference(
+        frame,
+        ancova_formula(analysis),
+        treatment=ARM,
+        reference=ctx.control,
+        levels=[ctx.active, ctx.control],
+        m=int(analysis.imputations or 0),
+        seed=ctx.seed,
+        df_method=analysis.pooling_df,
+        alpha=analysis.alpha,
+    )
+    summary = {
+        "reference": ctx.control,
+        "imputations": result.m,
+        "seed": result.seed,
+        "n": result.n,
+        "n_imputed_active": result.n_imputed[ctx.active],
+        "n_imputed_control": result.n_imputed[ctx.control],
+        "n_excluded": result.n_excluded,
+        "df_complete": result.df_complete,
+        "df_method": result.df_method,
+    }
+    tables = {"differences": records(result.differences), "imputation": [summary]}
+    return Outcome(ResultStatus.DONE, tables, result.n)
+
+
 METHODS: dict[str, Callable[[pd.DataFrame, Analysis, Context], Outcome]] = {
     "ancova": _ancova,
     "rerandomization": _rerandomization,
@@ -347,6 +383,7 @@ METHODS: dict[str, Callable[[pd.DataFrame, Analysis, Context], Outcome]] = {
     "mmrm": _mmrm,
     "rate_model": _rate_model,
     "tipping_point": _tipping_point,
+    "jump_to_reference": _jump_to_reference,
 }
 
 

@@ -349,9 +349,10 @@ def jump_to_reference(
     ------
     ImputationError
         ``m < 2``, an unknown ``df_method``, a formula with the treatment in an interaction, no
-        reference subject with an observed outcome, fewer observed reference subjects than the
-        imputation model has coefficients plus one, or a level of a factor covariate among the
-        subjects to impute that no observed reference subject has.
+        reference subject with an observed outcome, an imputation model that cannot be fitted
+        to them (fewer of them than its coefficients plus one, an aliased design), or a level
+        of a factor covariate among the subjects to impute that no observed reference subject
+        has.
     ModelSpecError
         As :func:`fit_ancova` (absent column, aliased design...).
     """
@@ -392,7 +393,14 @@ def jump_to_reference(
                 f"{name}: {unseen[0]!r} has no observed {outcome} in the reference arm "
                 f"{reference!r}, so it cannot be imputed from it"
             )
-    model = fit_linear_model(observed_ref, impute_formula)
+    try:
+        model = fit_linear_model(observed_ref, impute_formula)
+    except ModelSpecError as error:
+        raise ImputationError(
+            f"{treatment}: the imputation model {impute_formula!r} cannot be fitted to the "
+            f"{len(observed_ref)} subject(s) of the reference {reference!r} with an observed "
+            f"{outcome} ({error})"
+        ) from None
     x_missing = model.design(to_impute)
     rng = np.random.default_rng(seed)
     chol = np.linalg.cholesky(model.vcov / model.sigma**2)
