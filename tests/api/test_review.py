@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.conf import settings
 
 from tests.api.review_client import Api
 from tests.capture.conftest import d0, planned_subject  # noqa: F401 - fixtures
@@ -147,7 +148,7 @@ def test_a_change_through_the_api_invalidates_the_signature(as_user, dlqi, subje
     assert listed["valid"] is False and "source says 2" in listed["invalidated_reason"]
 
 
-def test_a_wrong_password_is_a_422_and_writes_nothing(as_user, dlqi, subject, ines):
+def test_a_wrong_password_is_a_422_and_only_audited(as_user, dlqi, subject, ines):
     api = as_user(ines)  # issuing the token is an audit event of its own
     events = AuditEvent.objects.count()
     response = api.post(
@@ -155,9 +156,21 @@ def test_a_wrong_password_is_a_422_and_writes_nothing(as_user, dlqi, subject, in
     )
     assert response.status_code == 422
     assert response.json()["detail"].startswith("password:")
-    assert Signature.objects.count() == 0 and AuditEvent.objects.count() == events
+    assert Signature.objects.count() == 0 and AuditEvent.objects.count() == events + 1
+    assert AuditEvent.objects.last().action == "signature.password_refused"
     dlqi.refresh_from_db()
     assert dlqi.status == "complete"
+
+
+def test_repeated_wrong_passwords_block_signing_with_a_429(as_user, dlqi, subject, ines):
+    api = as_user(ines)
+    path = f"/subjects/{subject.subject_id}/signatures"
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        assert api.post(path, {"password": "guess", "visit": "D0"}).status_code == 422
+    blocked = api.post(path, {"password": PERSONA_PASSWORD, "visit": "D0"})
+    assert blocked.status_code == 429
+    assert blocked.json()["detail"].startswith("password:")
+    assert Signature.objects.count() == 0
 
 
 @pytest.mark.parametrize("who", ["claire", "manon", "diane"])

@@ -314,6 +314,8 @@ def record_out(record: FormRecord) -> dict[str, Any]:
 
 
 def _capture_refused(error: Exception) -> HttpError:
+    if isinstance(error, signatures.SigningBlocked):
+        return HttpError(429, str(error))
     if isinstance(error, records.CaptureNotAllowed):
         return HttpError(403, str(error))
     if isinstance(error, records.RecordLocked):

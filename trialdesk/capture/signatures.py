@@ -8,13 +8,17 @@ it visibly (``invalidated_at``) until the investigator signs again.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from trialdesk.accounts import policy
 from trialdesk.accounts.models import Role
+from trialdesk.audit.models import AuditEvent
 from trialdesk.audit.services import record as audit
 from trialdesk.lib.hashing import canonical_json, sha256_hex
 from trialdesk.screening.models import Subject
@@ -43,6 +47,60 @@ class WrongPassword(CaptureError):
     """The password re-entered to sign is not the signer's."""
 
 
+class SigningBlocked(CaptureNotAllowed):
+    """Too many wrong signing passwords in a row: signing is refused for a while."""
+
+
+#: A wrong signing password is an audit event of its own (21 CFR 11.300(d): attempts at
+#: unauthorized use are detected and reported); after ``AXES_FAILURE_LIMIT`` of them since the
+#: user's last signature and within the window, signing is refused until the window has passed.
+PASSWORD_REFUSED = "signature.password_refused"  # noqa: S105 (an audit action)
+BLOCK_WINDOW = dt.timedelta(minutes=30)
+
+
+def _recent_refusals(by: Any) -> list[dt.datetime]:
+    """When ``by`` last gave a wrong signing password, since their last signature, in the window."""
+    since = timezone.now() - BLOCK_WINDOW
+    last_signed = (
+        AuditEvent.objects.filter(action="signature.sign", user=by, at__gte=since)
+        .order_by("-id")
+        .values_list("at", flat=True)
+        .first()
+    )
+    refusals = AuditEvent.objects.filter(action=PASSWORD_REFUSED, user=by, at__gte=since)
+    if last_signed is not None:
+        refusals = refusals.filter(at__gt=last_signed)
+    return list(refusals.order_by("at").values_list("at", flat=True))
+
+
+def _check_password(subject: Subject, by: Any, password: str, visit_code: str | None) -> None:
+    """Refuse a blocked signer; audit (in its own transaction) and refuse a wrong password."""
+    limit = settings.AXES_FAILURE_LIMIT
+    refusals = _recent_refusals(by)
+    if len(refusals) >= limit:
+        until = timezone.localtime(refusals[-limit] + BLOCK_WINDOW)
+        raise SigningBlocked(
+            "password",
+            f"{limit} wrong passwords in a row: signing is blocked until {until:%H:%M}",
+        )
+    if password and by.check_password(password):
+        return
+    with transaction.atomic():
+        audit(
+            PASSWORD_REFUSED,
+            user=by,
+            entity=subject,
+            study=subject.study.code,
+            site=subject.site.code,
+            changes={
+                "subject_id": subject.subject_id,
+                "visit": visit_code or "",
+                "attempt": len(refusals) + 1,
+            },
+        )
+    raise WrongPassword("password", "the password is not correct; the signature is refused")
+
+
 def meaning_of(visit_code: str | None) -> str:
     return MEANING.format(what=f"visit {visit_code}" if visit_code else "subject casebook")
 
@@ -68,8 +126,7 @@ def sign(subject: Subject, *, by: Any, password: str, visit_code: str | None = N
     """
     if not may_sign(by, subject):
         raise CaptureNotAllowed("role", "only the site's investigator may sign")
-    if not password or not by.check_password(password):
-        raise WrongPassword("password", "the password is not correct; the signature is refused")
+    _check_password(subject, by, password, visit_code)
     with transaction.atomic():
         subject = Subject.objects.select_for_update().get(pk=subject.pk)
         records = FormRecord.objects.filter(subject=subject)
