@@ -160,3 +160,13 @@ def test_adsl_exposure_variables(trial, ns_dupi, plan):
 
 def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+@pytest.mark.usefixtures("safety_trial")
+def test_an_unreadable_stored_date_names_the_dataset_subject_and_value(ns_dupi, plan):
+    from trialdesk.analysis.datasets import DatasetError, build_datasets
+    from trialdesk.safety.models import AdverseEvent
+
+    AdverseEvent.objects.filter(subject__subject_id="TLS-002").update(start="2025-13")
+    with pytest.raises(DatasetError, match="ADAE.ae_start_date: TLS-002: ae_start_date: '2025-13'"):
+        build_datasets(ns_dupi, plan, blinded=True)

@@ -42,7 +42,7 @@ from trialdesk.capture.models import (
     VisitStatus,
 )
 from trialdesk.lib.hashing import sha256_hex
-from trialdesk.lib.partial_dates import parse_partial_date
+from trialdesk.lib.partial_dates import PartialDateError, parse_partial_date
 from trialdesk.protocol.definitions import study_definition
 from trialdesk.protocol.models import Study
 from trialdesk.safety.aesi import normalized
@@ -1104,8 +1104,11 @@ def _adae(study: Study, capture: _Capture, adsl: pd.DataFrame) -> pd.DataFrame:
         subject = by_pk[event.subject_id]
         info = dates[subject.subject_id]
         first, last = _date_or_none(info["TRTSDT"]), _date_or_none(info["TRTEDT"])
-        astdt, astdtf = impute_start(event.start, first_dose=first, end=event.end)
-        aendt, aendtf = impute_end(event.end, end_of_study=_date_or_none(info["EOSDT"]))
+        try:
+            astdt, astdtf = impute_start(event.start, first_dose=first, end=event.end)
+            aendt, aendtf = impute_end(event.end, end_of_study=_date_or_none(info["EOSDT"]))
+        except PartialDateError as error:
+            raise DatasetError(f"ADAE.{error.field}", f"{subject.subject_id}: {error}") from None
         decod, soc = code_term(event.term)
         grade = event.ctcae_grade
         severity = event.severity.upper() or None

@@ -214,8 +214,8 @@ def lab_shifts(bundle: DatasetBundle) -> pd.DataFrame:
     return counts.reset_index(drop=True)[columns]
 
 
-#: The exposure variables of ADSL summarised by :func:`exposure`.
 def _exposure_params() -> list[tuple[str, str]]:
+    """The exposure variables of ADSL summarised by :func:`exposure`, with their labels."""
     return [
         ("NDOSES", _("Doses given (syringes)")),
         ("TRTDURD", _("Days on treatment")),
