@@ -181,6 +181,10 @@ def test_the_cohort_child_ige_falls_from_1078_to_56(demo):
         values_of(r)["product"] for r in FormRecord.objects.filter(subject=child, form="TREATMENT")
     }
     assert products == {"ivig", "dupilumab"}
+    from trialdesk.capture.models import Visit
+
+    done = {v.code: v.done_on for v in Visit.objects.filter(subject=child, status="done")}
+    assert set(done) == set(ige) and done["BL"] + dt.timedelta(days=365) == done["M12"]
 
 
 def test_every_page_says_synthetic_data(demo, client):

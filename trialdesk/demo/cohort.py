@@ -16,6 +16,7 @@ from typing import Any
 from trialdesk.accounts.models import User
 from trialdesk.capture.cohort import enrol
 from trialdesk.capture.records import definition_of, save_form
+from trialdesk.capture.schedule import record_visit
 from trialdesk.protocol.models import Study
 from trialdesk.screening.models import Subject
 
@@ -91,9 +92,8 @@ def build_cohort(
 ) -> list[Subject]:
     """Enrol the first ``count`` patients of :data:`PATIENTS` and fill their visits to ``today``.
 
-    The cohort's visits are not marked done: :func:`trialdesk.capture.schedule.record_visit`
-    needs a randomization (it reads the subject's allocation), so the forms are saved at their
-    planned visits only.
+    Each later visit up to ``today`` is marked done on its planned day (the day-0 visit is done
+    on the enrolment date) and its forms are saved.
     """
     visits = definition_of(study).visits
     subjects = []
@@ -108,6 +108,8 @@ def build_cohort(
             on = enrolled + dt.timedelta(days=visit.day)
             if on > today or visit.code not in patient.ige:
                 break
+            if visit.day != 0:  # the day-0 visit is done on enrolment
+                record_visit(subject, visit.code, on, by=by)
             _Visit(subject, by, visit.code, on, rng=rng, patient=patient).save_all(visit.day)
     return subjects
 
