@@ -204,3 +204,34 @@ def test_the_pdf_has_every_section_synthetic_data_on_every_page_and_no_blank_pag
         low, high = Image.open(page).convert("L").getextrema()
         assert low < high, f"{page.name} is blank"
         assert "SYNTHETIC DATA" in _pdf_text(out, number), f"page {number}"
+
+
+def _subjects_events(cell: str) -> tuple[int, int]:
+    subjects, events = re.fullmatch(r"(\d+)(?: \(\d+%\))? \[(\d+)\]", cell).groups()
+    return int(subjects), int(events)
+
+
+def test_the_dsmb_open_safety_tables_pool_the_arms_of_the_closed_report(demo):
+    from trialdesk.reports.render import pooled_safety
+    from trialdesk.reports.unblinded import collect_unblinded
+
+    pooled = pooled_safety(_trial())
+    by_arm = collect_unblinded(_trial(), _user(UNBLINDED), seed=3).tables
+    assert pooled["ae_overview"].columns[1] == f"All (N={demo.randomized})"
+    for pooled_row, arm_row in zip(
+        pooled["ae_overview"].rows, by_arm["ae_overview"].rows, strict=True
+    ):
+        assert pooled_row[0] == arm_row[0]
+        arms = [_subjects_events(cell) for cell in arm_row[1:]]
+        assert _subjects_events(pooled_row[1]) == tuple(map(sum, zip(*arms, strict=True)))
+    html = " ".join(p for p in (pooled["ae_by_soc"].note, pooled["lab_shifts"].note))
+    assert not re.search(r"\b(DUPI|PBO)\b", html)
+
+
+def test_the_dsmb_open_safety_tables_of_one_site_count_that_site_only(demo):
+    from trialdesk.randomization.models import Allocation
+    from trialdesk.reports.render import pooled_safety
+
+    nck = Allocation.objects.filter(study__code="ns-dupi", site__code="NCK").count()
+    assert 0 < nck < demo.randomized
+    assert pooled_safety(_trial(), ["NCK"])["ae_overview"].columns[1] == f"All (N={nck})"

@@ -18,6 +18,7 @@ from trialdesk.protocol.models import Study
 from .blinded import collect
 from .consort import consort_by_arm_svg, consort_svg
 from .figures import enrolment_png, missing_png, over_time_png, primary_png, queries_png
+from .tables import Table, safety_tables
 from .unblinded import QUERY_AGE_BINS, collect_unblinded, visit_order
 
 #: Kinds built from blinded code paths only.
@@ -86,10 +87,35 @@ def report_html(
         "title": TITLES[kind],
         "data": data,
         "dsmb": kind == "dsmb-open",
+        "safety": pooled_safety(study, site_codes) if kind == "dsmb-open" else None,
         "consort_svg": base64.b64encode(svg.encode()).decode("ascii"),
         "enrolment_png": enrolment_png(data.enrolment),
     }
     return render_to_string("reports/blinded_report.html", context)
+
+
+def pooled_safety(study: Study, site_codes: Iterable[str] | None = None) -> dict[str, Table]:
+    """The safety tables of a blinded build of the datasets (no allocation read), arms pooled.
+
+    Restricted to the subjects of ``site_codes`` when given.
+    """
+    from trialdesk.analysis.datasets import AnalysisDataset, DatasetBundle, build_datasets
+    from trialdesk.analysis.plan import load_plan
+    from trialdesk.protocol import resolve_study_path
+
+    bundle = build_datasets(study, load_plan(resolve_study_path(study.code)), blinded=True)
+    if site_codes is not None:
+        adsl = bundle["ADSL"].frame
+        keep = set(adsl.loc[adsl["SITEID"].isin(set(site_codes)), "USUBJID"])
+        bundle = DatasetBundle(
+            bundle.study,
+            True,
+            {
+                name: AnalysisDataset(name, d.frame.loc[d.frame["USUBJID"].isin(keep)])
+                for name, d in bundle.datasets.items()
+            },
+        )
+    return safety_tables(bundle)
 
 
 def _unblinded_html(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,22 +29,22 @@ from trialdesk.analysis.datasets import DatasetBundle, build_datasets
 from trialdesk.analysis.models import AnalysisResult, AnalysisRun, ResultStatus
 from trialdesk.analysis.plan import AnalysisPlanFile, load_plan
 from trialdesk.analysis.runner import ARM, latest_run, run_plan
+from trialdesk.analysis.safety import safety_population
 from trialdesk.capture.models import (
     ProtocolDeviation,
     Query,
     QueryMessage,
     QueryStatus,
-    Visit,
-    VisitStatus,
 )
 from trialdesk.protocol import resolve_study_path
 from trialdesk.protocol.definitions import study_definition
 from trialdesk.protocol.models import Study
-from trialdesk.safety.models import AdverseEvent, LabResult, SaeReport
+from trialdesk.safety.models import SaeReport
 from trialdesk.screening.models import EligibilityAssessment, Subject
 
 from .blinded import BlindedData, collect, is_synthetic
 from .consort import ArmFlow, ConsortByArm
+from .tables import Table, safety_tables
 
 #: Analyses of the primary endpoint table, in the order of the table.
 PRIMARY_IDS: tuple[str, ...] = (
@@ -86,7 +86,6 @@ QUERY_AGE_BINS: tuple[tuple[str, float], ...] = (
     ("31-90 d", 90),
     ("> 90 d", math.inf),
 )
-CTCAE_GRADES = (0, 1, 2, 3, 4)
 
 
 class ReportAccessError(PermissionError):
@@ -114,16 +113,6 @@ def check_access(user: Any, study: Study) -> None:
             f"user: {user.username!r} has no unblinded role at every site of {study.code} "
             "(unblinded statistician or DSMB needed)"
         )
-
-
-@dataclass(frozen=True)
-class Table:
-    """A report table: column headings and rows of cells already formatted as text."""
-
-    columns: tuple[str, ...]
-    rows: list[tuple[str, ...]]
-    note: str = ""
-    empty: str = "None."
 
 
 @dataclass(frozen=True)
@@ -258,12 +247,9 @@ def collect_unblinded(
         "tipping": _tipping(results.get(PRIMARY_TIPPING)),
         "over_time": _over_time_table(results, arms),
         "secondary": _secondary(results, plan),
-        "exposure": _exposure(adsl, arms, subjects, definition),
-        "ae_overview": _ae_overview(subjects, arm_of, arms, adsl),
-        "ae_by_term": _ae_by_term(subjects, arm_of, arms, adsl),
-        "aesi": _aesi(subjects, arm_of, arms),
+        **safety_tables(bundle),
+        "aesi": aesi_table(bundle),
         "saes": _saes(subjects, arm_of),
-        "lab_shifts": _lab_shifts(subjects, arm_of, arms),
         "deviations": _deviations(subjects, arm_of, arms),
     }
     ages = _query_ages(study, today)
@@ -586,145 +572,25 @@ def _primary_points(bundle: DatasetBundle, arms: tuple[str, ...]) -> dict[str, l
 # Exposure and safety
 
 
-def _exposure(
-    adsl: pd.DataFrame, arms: tuple[str, ...], subjects: dict[str, Subject], definition: Any
-) -> Table:
-    dosing = set(definition.dosing.units_per_visit) if definition.dosing else set()
-    expected: Counter[str] = Counter()
-    for subject_key, status in Visit.objects.filter(
-        subject__in=list(subjects.values()), code__in=dosing
-    ).values_list("subject__subject_id", "status"):
-        if status in {VisitStatus.DONE, VisitStatus.MISSED}:
-            expected[subject_key] += 1
-    frame = adsl.loc[adsl["SAFFL"] == "Y"].copy()
-    frame["EXPECTED"] = [expected[u] for u in frame["USUBJID"]]
-    frame["COMPLIANCE"] = [
-        100 * n / e if e else math.nan
-        for n, e in zip(frame["NDOSEVIS"], frame["EXPECTED"], strict=True)
-    ]
-    frame["DURATION"] = [
-        ((end - start).days + 1)
-        if isinstance(start, dt.date) and isinstance(end, dt.date)
-        else math.nan
-        for start, end in zip(frame["TRTSDT"], frame["TRTEDT"], strict=True)
-    ]
-    groups = [frame.loc[frame[ARM] == arm] for arm in arms] + [frame]
-    rows = [
-        ("Subjects dosed", *(str(len(g)) for g in groups)),
-        (
-            "Dosing visits with a dose: median (min-max)",
-            *(_median_range(list(g["NDOSEVIS"].astype(float)), 0) for g in groups),
-        ),
-        (
-            "Dosing visits due (done or missed): median (min-max)",
-            *(_median_range(list(g["EXPECTED"].astype(float)), 0) for g in groups),
-        ),
-        (
-            "Compliance, doses given / due (%): mean (SD)",
-            *(_mean_sd(list(g["COMPLIANCE"])) for g in groups),
-        ),
-        (
-            "Subjects with compliance >= 80%: n (%)",
-            *(_n_pct(int((g["COMPLIANCE"] >= 80).sum()), len(g)) for g in groups),
-        ),
-        (
-            "Days from first to last dose: median (min-max)",
-            *(_median_range(list(g["DURATION"]), 0) for g in groups),
-        ),
-    ]
-    return Table(("Safety population", *_arm_columns(arms, adsl, "SAFFL")), rows)
-
-
-def _events(subjects: dict[str, Subject]) -> list[AdverseEvent]:
-    return list(
-        AdverseEvent.objects.filter(subject__in=list(subjects.values())).select_related("subject")
-    )
-
-
-def _per_arm(
-    events: Iterable[AdverseEvent], arm_of: dict[str, str], arms: tuple[str, ...]
-) -> tuple[dict[str, set[str]], Counter[str]]:
-    people: dict[str, set[str]] = defaultdict(set)
-    count: Counter[str] = Counter()
-    for event in events:
-        arm = arm_of.get(event.subject.subject_id)
-        if arm in arms:
-            people[arm].add(event.subject.subject_id)
-            count[arm] += 1
-    return people, count
-
-
-def _safety_n(adsl: pd.DataFrame, arms: tuple[str, ...]) -> dict[str, int]:
-    return {arm: int(((adsl[ARM] == arm) & (adsl["SAFFL"] == "Y")).sum()) for arm in arms}
-
-
-def _ae_overview(
-    subjects: dict[str, Subject], arm_of: dict[str, str], arms: tuple[str, ...], adsl: pd.DataFrame
-) -> Table:
-    events = _events(subjects)
-    n = _safety_n(adsl, arms)
-    categories: list[tuple[str, Callable[[AdverseEvent], bool]]] = [
-        ("Any adverse event", lambda e: True),
-        ("Serious adverse event", lambda e: e.serious),
-        ("Adverse event of special interest", lambda e: bool(e.aesi)),
-        ("CTCAE grade 3 or more", lambda e: (e.ctcae_grade or 0) >= 3),
-        (
-            "Related (possible, probable, certain)",
-            lambda e: e.relationship in {"possible", "probable", "certain"},
-        ),
-        ("Leading to drug withdrawal", lambda e: e.action == "withdrawn"),
-    ]
+def aesi_table(bundle: DatasetBundle) -> Table:
+    """Adverse events of special interest (ADAE ``AESIFL``) by category: subjects [events]."""
+    population = safety_population(bundle)
+    arms = sorted(population["ARM"].dropna().unique())
+    adae = bundle["ADAE"].frame
+    events = adae.loc[adae["AESIFL"] == "Y"].drop(columns=["ARM"], errors="ignore")
+    events = events.merge(population, on="USUBJID", how="inner")
     rows = []
-    for label, keep in categories:
-        people, count = _per_arm((e for e in events if keep(e)), arm_of, arms)
-        rows.append(
-            (label, *(f"{_n_pct(len(people[arm]), n[arm])} [{count[arm]}]" for arm in arms))
-        )
+    for category, group in events.groupby(events["AESICAT"].fillna("(not given)")):
+        cells = []
+        for arm in arms:
+            mine = group.loc[group["ARM"] == arm]
+            cells.append(f"{mine['USUBJID'].nunique()} [{len(mine)}]")
+        rows.append((str(category), *cells))
     return Table(
-        ("Subjects with at least one", *(f"{arm} (N={n[arm]})" for arm in arms)),
+        ("AESI category", *arms),
         rows,
-        note="n (%) of subjects [number of events]; percentages of the safety population.",
-    )
-
-
-def _ae_by_term(
-    subjects: dict[str, Subject], arm_of: dict[str, str], arms: tuple[str, ...], adsl: pd.DataFrame
-) -> Table:
-    n = _safety_n(adsl, arms)
-    by_term: dict[str, list[AdverseEvent]] = defaultdict(list)
-    for event in _events(subjects):
-        by_term[event.term.strip().capitalize()].append(event)
-    rows = []
-    for term, events in by_term.items():
-        people, count = _per_arm(events, arm_of, arms)
-        rows.append(
-            (
-                sum(len(people[a]) for a in arms),
-                term,
-                *(f"{_n_pct(len(people[arm]), n[arm])} [{count[arm]}]" for arm in arms),
-            )
-        )
-    rows.sort(key=lambda r: (-r[0], r[1]))
-    return Table(
-        ("System organ class / term", *(f"{arm} (N={n[arm]})" for arm in arms)),
-        [("Not coded (verbatim term): " + r[1], *r[2:]) for r in rows],
-        note="n (%) of subjects [events]. The AE form records verbatim terms; no MedDRA system "
-        "organ class is coded, so every term is listed under 'Not coded'.",
-        empty="No adverse events.",
-    )
-
-
-def _aesi(subjects: dict[str, Subject], arm_of: dict[str, str], arms: tuple[str, ...]) -> Table:
-    by_category: dict[str, list[AdverseEvent]] = defaultdict(list)
-    for event in _events(subjects):
-        if event.aesi:
-            by_category[event.aesi_category or "(category not given)"].append(event)
-    rows = []
-    for category, events in sorted(by_category.items()):
-        people, count = _per_arm(events, arm_of, arms)
-        rows.append((category, *(f"{len(people[arm])} [{count[arm]}]" for arm in arms)))
-    return Table(
-        ("AESI category", *arms), rows, note="Subjects [events].", empty="No AESI recorded."
+        note="Subjects [events] of the safety population, treatment-emergent or not.",
+        empty="No AESI recorded.",
     )
 
 
@@ -751,50 +617,6 @@ def _saes(subjects: dict[str, Subject], arm_of: dict[str, str]) -> Table:
         ("Subject", "Arm", "Term", "Onset", "Seriousness", "Relationship", "Outcome", "Reported"),
         rows,
         empty="No serious adverse events.",
-    )
-
-
-def _lab_shifts(
-    subjects: dict[str, Subject], arm_of: dict[str, str], arms: tuple[str, ...]
-) -> Table:
-    baseline: dict[tuple[str, str], int] = {}
-    worst: dict[tuple[str, str], int] = {}
-    results = LabResult.objects.filter(subject__in=list(subjects.values())).values_list(
-        "subject__subject_id", "test", "is_baseline", "grade"
-    )
-    for subject_key, test, is_baseline, grade in results:
-        key = (subject_key, test)
-        if is_baseline:
-            baseline[key] = max(baseline.get(key, 0), grade or 0)
-        else:
-            worst[key] = max(worst.get(key, 0), grade or 0)
-    shifts: Counter[tuple[str, str, int, int]] = Counter()
-    graded_tests = set()
-    for key in set(baseline) | set(worst):
-        subject_key, test = key
-        arm = arm_of.get(subject_key)
-        if arm not in arms or key not in worst:
-            continue
-        before, after = baseline.get(key, 0), worst[key]
-        shifts[(test, arm, before, after)] += 1
-        if before or after:
-            graded_tests.add(test)
-    rows = []
-    for test in sorted(graded_tests):
-        for arm in arms:
-            for before in CTCAE_GRADES:
-                cells = [shifts[(test, arm, before, after)] for after in CTCAE_GRADES]
-                if sum(cells):
-                    rows.append((test.upper(), arm, str(before), str(sum(cells)), *map(str, cells)))
-    others = sorted({test for (test, _, _, _) in shifts} - graded_tests)
-    note = "Worst post-baseline CTCAE v5.0 grade against the D0 grade, subjects with both."
-    if others:
-        note += f" Grade 0 throughout in every subject: {', '.join(t.upper() for t in others)}."
-    return Table(
-        ("Test", "Arm", "D0 grade", "n", *(f"Worst {g}" for g in CTCAE_GRADES)),
-        rows,
-        note=note,
-        empty="No graded abnormality.",
     )
 
 
