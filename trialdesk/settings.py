@@ -113,6 +113,12 @@ TEMPLATES = [
 _SQLITE_DEFAULT = f"sqlite:///{VAR_DIR / 'trialdesk.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", _SQLITE_DEFAULT))}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's SQLite backend, with writing transactions queued on a blocking file lock next to
+    # the database (woken as soon as the previous writer commits) rather than in SQLite's busy
+    # handler, which retries after sleeps of up to 100 ms (trialdesk/db/sqlite3/base.py).
+    # TRIALDESK_SQLITE_WRITE_LOCK=0 leaves the queueing to SQLite (a filesystem without flock).
+    if env_bool("TRIALDESK_SQLITE_WRITE_LOCK", True):
+        DATABASES["default"]["ENGINE"] = "trialdesk.db.sqlite3"
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock at BEGIN so
         # that two writers queue instead of failing halfway; foreign keys are on in Django.

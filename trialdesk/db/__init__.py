@@ -1,0 +1,1 @@
+"""Database backends of trialdesk (Django ``ENGINE`` values): ``trialdesk.db.sqlite3``."""
