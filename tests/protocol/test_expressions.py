@@ -19,6 +19,7 @@ from trialdesk.protocol.expressions import (
     age_years,
     compile_expression,
     days_between,
+    is_before,
     parse_expression,
     weeks_since,
 )
@@ -337,3 +338,28 @@ def test_parse_keeps_text_names_and_equality():
     assert hash(first) == hash(parse_expression("x > 1"))
     assert first != parse_expression("x > 2")
     assert first.functions == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        ("2025", "2026-03-14", True),
+        ("2025-12", "2026", True),
+        ("2026-02", "2026-03", True),
+        ("2026-03", "2026-03-14", UNKNOWN),
+        ("2026-03-14", "2026-03", UNKNOWN),
+        ("2026-03-31", "2026-03", False),  # the 31st cannot be before any day of March
+        ("2026-04", "2026-03", False),
+        ("2024-02", "2024-03-01", True),  # leap February: its 29th is still before 1 March
+        (dt.date(2026, 3, 13), dt.date(2026, 3, 14), True),
+        (dt.date(2026, 3, 14), dt.date(2026, 3, 14), False),
+        ("never", "2026", True),
+    ],
+)
+def test_is_before_reads_partial_dates_as_ranges(first, second, expected):
+    assert is_before(first, second) is expected
+
+
+def test_is_before_refuses_an_impossible_month():
+    with pytest.raises(EvaluationError, match="'2026-13' is not a date"):
+        is_before("2026-13", "2026")

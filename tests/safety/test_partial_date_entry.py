@@ -164,3 +164,31 @@ def test_the_ae_page_accepts_unk_and_refuses_an_impossible_day(
         "2026-03",
         dt.date(2026, 3, 31),
     )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("start", "end", "refused"),
+    [
+        ("2026-03-14", "2025", True),  # the whole of 2025 is before 14 March 2026
+        ("2026-03-14", "2026-02", True),
+        ("2026-03", "2026-02-28", True),
+        ("2026-03-14", "2026-03", False),  # may be on or after the 14th: not refused
+        ("2026", "2026-01-01", False),
+        ("2026-03-14", "2026-03-13", True),
+        ("2026-03-14", "2026-03-14", False),
+    ],
+)
+def test_an_end_before_the_start_is_refused_with_partial_dates(
+    client, ae_subject, claire, start, end, refused
+):
+    api = Api(client, claire)
+    path = f"/subjects/{ae_subject.subject_id}/records/AE?visit=W2"
+    response = api.post(path, _ae(start, end=end))
+    if refused:
+        assert response.status_code == 422, response.content
+        assert response.json()["detail"].startswith("ae_end_date:")
+        assert "end date is before the start date" in response.json()["detail"]
+        assert not FormRecord.objects.filter(subject=ae_subject, form="AE").exists()
+    else:
+        assert response.status_code == 201, response.content

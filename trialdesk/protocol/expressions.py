@@ -54,6 +54,7 @@ The washout convention of NS-DUPI ("within N weeks before inclusion" excludes wh
 from __future__ import annotations
 
 import ast
+import calendar
 import datetime as dt
 import difflib
 import math
@@ -237,6 +238,45 @@ def days_between(start: Any, end: Any) -> float | int | _Unknown:
     return (last - first).days  # type: ignore[operator]
 
 
+def _date_range(value: Any, function: str) -> tuple[dt.date, dt.date]:
+    """The first and last day a (possibly partial) date may be; NEVER is the distant past."""
+    if value is NEVER or (isinstance(value, str) and value == "never"):
+        return dt.date.min, dt.date.min
+    if isinstance(value, str) and re.fullmatch(r"\d{4}(-\d{2})?", value):
+        year, _, month = value.partition("-")
+        try:
+            if not month:
+                return dt.date(int(year), 1, 1), dt.date(int(year), 12, 31)
+            first = dt.date(int(year), int(month), 1)
+        except ValueError:
+            raise EvaluationError(f"{function}(): {value!r} is not a date") from None
+        days = calendar.monthrange(first.year, first.month)[1]
+        return first, first.replace(day=days)
+    date = _as_date(value, function)
+    return date, date  # type: ignore[return-value]
+
+
+def is_before(first: Any, second: Any) -> bool | _Unknown:
+    """Whether ``first`` is a day before ``second``, partial dates read as the days they may be.
+
+    True when even the last day ``first`` may be is before the first day ``second`` may be;
+    False when ``first`` cannot be before ``second``; UNKNOWN when the partial dates overlap.
+    For full dates ``is_before(a, b)`` is ``days_between(b, a) < 0``.
+
+    >>> is_before("2025", "2026-03-14"), is_before("2026-03", "2026-03-14")
+    (True, UNKNOWN)
+    >>> is_before(dt.date(2026, 3, 14), dt.date(2026, 3, 14))
+    False
+    """
+    first_from, first_to = _date_range(first, "is_before")
+    second_from, second_to = _date_range(second, "is_before")
+    if first_to < second_from:
+        return True
+    if first_from >= second_to:
+        return False
+    return UNKNOWN
+
+
 def weeks_since(last_use: Any, reference: Any) -> float | _Unknown:
     """Weeks from ``last_use`` to ``reference``, as a fraction (days / 7); ``inf`` for NEVER.
 
@@ -332,6 +372,14 @@ FUNCTIONS: Final[Mapping[str, _Function]] = {
         _N,
         2,
         doc="end − start in days; inf when start is never",
+    ),
+    "is_before": _Function(
+        is_before,
+        "is_before(first, second)",
+        (_D, _D),
+        _B,
+        2,
+        doc="first is a day before second; partial dates compared as ranges of days",
     ),
     "weeks_since": _Function(
         weeks_since,
@@ -842,8 +890,8 @@ class _TypeChecker:
                 f"argument {self.source(argument_node)!r} of {function.signature} "
                 f"is a {argument.type}, not a {wanted}",
             )
-        never_ok = name in ("days_between", "weeks_since")
-        date_function = name in ("days_between", "weeks_since", "age_years")
+        never_ok = name in ("days_between", "weeks_since", "is_before")
+        date_function = name in ("days_between", "weeks_since", "age_years", "is_before")
         for position, argument in enumerate(arguments):
             role = f"argument {position + 1} of {name}()"
             if name == "is_missing":
