@@ -96,9 +96,10 @@ def lab_shift_table(frame: pd.DataFrame) -> Table:
         for test, group in frame.groupby("PARAMCD")
         if (set(group["BTOXGR"]) | set(group["WTOXGR"])) - {"0", "Missing"}
     }
-    grades = [g for g in GRADES if g in set(frame["WTOXGR"])] if len(frame) else []
+    shown = frame.loc[frame["PARAMCD"].isin(graded)]
+    grades = [g for g in GRADES if g in set(shown["WTOXGR"])]
     rows = []
-    for (test, arm, base), group in frame.loc[frame["PARAMCD"].isin(graded)].groupby(
+    for (test, arm, base), group in shown.groupby(
         ["PARAMCD", "ARM", "BTOXGR"], sort=False
     ):
         counts = dict(zip(group["WTOXGR"], group["SUBJECTS"], strict=True))

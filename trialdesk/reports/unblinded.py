@@ -46,15 +46,9 @@ from .blinded import BlindedData, collect, is_synthetic
 from .consort import ArmFlow, ConsortByArm
 from .tables import Table, safety_tables
 
-#: Analyses of the primary endpoint table, in the order of the table.
-PRIMARY_IDS: tuple[str, ...] = (
-    "NASA_ANCOVA",
-    "NASA_RERANDOMIZATION",
-    "NASA_HODGES_LEHMANN",
-    "NASA_BAYES",
-    "NASA_ANCOVA_PP",
-    "NASA_TIPPING_POINT",
-)
+#: The primary endpoint: every analysis of the plan on it (primary or sensitivity) goes to the
+#: primary endpoint table, in the plan's order.
+PRIMARY_ENDPOINT = "NASA_CHANGE"
 PRIMARY_ANCOVA = "NASA_ANCOVA"
 PRIMARY_TIPPING = "NASA_TIPPING_POINT"
 #: The primary endpoint's dataset, parameter and visit (the figure's points).
@@ -443,18 +437,23 @@ def _demographics(subjects: dict[str, Subject]) -> dict[str, dict[str, Any]]:
 
 def _primary(results: dict[str, AnalysisResult], plan: AnalysisPlanFile) -> Table:
     rows = []
-    for analysis_id in PRIMARY_IDS:
-        result = results.get(analysis_id)
-        if result is None:
+    for analysis in plan.analyses:
+        result = results.get(analysis.id)
+        if analysis.endpoint != PRIMARY_ENDPOINT or result is None:
             continue
-        analysis = plan.analysis(analysis_id)
         if result.status != ResultStatus.DONE:
             rows.append((analysis.label, result.population, "-", f"not run: {result.reason}", "-"))
             continue
         tables = result.tables
-        if analysis.method == "ancova":
+        if analysis.method == "jump_to_reference" and tables.get("differences"):
+            diff, summary = tables["differences"][0], tables.get("imputation", [{}])[0]
+            m, reference = summary.get("imputations", "?"), summary.get("reference")
+            how = f"{m} imputations, reference {reference}"
+            estimate = f"{diff['contrast']}: {_ci(diff)} [{how}]"
+            stat = f"p = {_p(diff.get('p'))}"
+        elif tables.get("differences"):
             diff = tables["differences"][0]
-            estimate, stat = f"{diff['contrast']}: {_ci(diff)}", f"p = {_p(diff['p'])}"
+            estimate, stat = f"{diff['contrast']}: {_ci(diff)}", f"p = {_p(diff.get('p'))}"
         elif analysis.method == "rerandomization":
             test = tables["test"][0]
             allocations = f"{test['method']}, {test['n_allocations']:,} allocations"
