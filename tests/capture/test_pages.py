@@ -126,6 +126,10 @@ def test_monitor_verifies_and_raises_a_query_site_answers(client, subject, clair
     client.force_login(claire)
     page = _page(client.get(url))
     assert 'data-testid="monitor"' not in page
+    client.cookies["django_language"] = "fr"
+    french = _page(client.get(url, HTTP_ACCEPT_LANGUAGE="fr"))
+    assert "dlqi_q2</strong> · Ouverte ·" in french  # one query: singular, not the column's plural
+    del client.cookies["django_language"]
     client.post(url, {"action": "answer", "query": query.pk, "text": "corrected"})
     query.refresh_from_db()
     assert query.status == "answered"
