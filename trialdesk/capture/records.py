@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
@@ -274,12 +274,13 @@ def save_form(
     entries = {code: parse_entry(definition, form, code, raw) for code, raw in data.items()}
     reason = (reason or "").strip()
     with transaction.atomic():
-        subject = Subject.objects.select_for_update().get(pk=subject.pk)
+        subject = _locked_subject(subject)
         record, created = _record_for(subject, form, visit_code, number, version=version, by=by)
-        check_unlocked(record)
+        if not created:  # a new record was checked through its subject's and study's locks
+            check_unlocked(record)  # once: nothing below locks or unlocks in this transaction
         before = {row.item: row for row in record.values.all()}
         after = _merge(before, entries)
-        context = evaluation_context(definition, record)
+        context = evaluation_context(definition, record, names=names_read(definition, form))
         typed = _typed(definition, form, after)
         for item in form.items:
             if item.computed is not None:
@@ -311,7 +312,7 @@ def save_form(
         queries = [query for query in queries if query is not None]
         if changes and not created:
             invalidate_signatures(record, by=by, reason=reason)
-        new_status = refresh_status(record)
+        new_status = refresh_status(record, locked=False)
         audit(
             "form.create" if created else "form.change",
             user=by,
@@ -333,6 +334,25 @@ def save_form(
         )
         form_saved.send(sender=FormRecord, record=record, by=by, created=created, changes=changes)
     return SaveResult(record, created, changes, queries)
+
+
+def _locked_subject(subject: Subject) -> Subject:
+    """The subject's row locked for the save, with the study and site already loaded."""
+    locked = Subject.objects.select_for_update().get(pk=subject.pk)
+    if locked.study_id == subject.study_id and locked.site_id == subject.site_id:
+        locked.study, locked.site = subject.study, subject.site
+    return locked
+
+
+def names_read(definition: StudyDefinition, form: Form) -> frozenset[str]:
+    """The names the form's edit checks and computed items read."""
+    names: set[str] = set()
+    for check in definition.checks_of(form.code):
+        names.update(check.expression.names)
+    for item in form.items:
+        if item.computed is not None:
+            names.update(item.computed.names)
+    return frozenset(names)
 
 
 def _changes(
@@ -466,7 +486,9 @@ def _write_values(
         row.verified_at = None
         row.verified_by = None
         row.updated_by = _user(by)
-        row.save()
+        # Model.save, not ItemValue.save: the latter looks the locks up again for every item,
+        # and save_form has checked them for this record in this transaction.
+        models.Model.save(row)
 
 
 def _auto_query(record: FormRecord, check: Any, item: str, value: Any) -> Query | None:
@@ -504,32 +526,40 @@ def _auto_query(record: FormRecord, check: Any, item: str, value: Any) -> Query 
 # Context of expressions
 
 
-def evaluation_context(definition: StudyDefinition, record: FormRecord) -> dict[str, Any]:
-    """The values an edit check or computed item of ``record`` may read besides its own items."""
+def evaluation_context(
+    definition: StudyDefinition, record: FormRecord, *, names: frozenset[str] | None = None
+) -> dict[str, Any]:
+    """The values an edit check or computed item of ``record`` may read besides its own items.
+
+    With ``names`` (what the form's expressions read), only the parts of the context those names
+    come from are looked up: the visit dates, the last dosing, the other forms of the visit, the
+    counts of repeating records, the screening data. Without, all of it.
+    """
     subject = record.subject
-    visits = {v.code: v for v in Visit.objects.filter(subject=subject)}
-    visit = visits.get(record.visit_code)
-    d0 = next((v.done_on or v.planned_date for v in visits.values() if v.day == 0), None)
-    visit_date = (visit.done_on or visit.planned_date) if visit is not None else None
+    wanted = _ContextParts(definition, names)
     context: dict[str, Any] = {
         "visit_code": record.visit_code or None,
-        "visit_date": visit_date,
-        "d0_date": d0,
         "planned_units": _planned_units(definition, record.visit_code),
-        "last_dosing_date": _last_dosing_date(subject, visit_date),
     }
-    if record.visit_code:
-        others = FormRecord.objects.filter(subject=subject, visit_code=record.visit_code).exclude(
-            pk=record.pk
-        )
+    if wanted.dates:
+        visits = {v.code: v for v in Visit.objects.filter(subject=subject)}
+        visit = visits.get(record.visit_code)
+        d0 = next((v.done_on or v.planned_date for v in visits.values() if v.day == 0), None)
+        visit_date = (visit.done_on or visit.planned_date) if visit is not None else None
+        context.update({"visit_date": visit_date, "d0_date": d0})
+        if wanted.dosing:
+            context["last_dosing_date"] = _last_dosing_date(subject, visit_date)
+    if record.visit_code and wanted.other_forms:
+        others = FormRecord.objects.filter(
+            subject=subject, visit_code=record.visit_code, repeating=False
+        ).exclude(pk=record.pk)
         for other in others.prefetch_related("values"):
-            if other.repeating:
-                continue
             for code, value in values_of(other, definition).items():
                 context[f"{other.form}.{code}"] = value
+    if record.visit_code and wanted.counts:
         context.update(_repeating_counts(definition, subject, record.visit_code))
     screening = definition.screening
-    if screening is not None and screening.code != record.form:
+    if wanted.screening and screening is not None and screening.code != record.form:
         assessment = (
             EligibilityAssessment.objects.filter(subject=subject).order_by("-assessed_at").first()
         )
@@ -541,6 +571,22 @@ def evaluation_context(definition: StudyDefinition, record: FormRecord) -> dict[
             except (ProtocolError, KeyError):
                 continue
     return context
+
+
+class _ContextParts:
+    """Which parts of an evaluation context the names read need (all of them for ``None``)."""
+
+    def __init__(self, definition: StudyDefinition, names: frozenset[str] | None) -> None:
+        everything = names is None
+        names = names or frozenset()
+        prefixes = {name.split(".", 1)[0] for name in names if "." in name}
+        repeating = {form.code for form in definition.forms if form.repeating}
+        screening = definition.screening.code if definition.screening is not None else None
+        self.dosing = everything or "last_dosing_date" in names
+        self.dates = everything or self.dosing or bool({"visit_date", "d0_date"} & names)
+        self.counts = everything or bool(prefixes & repeating)
+        self.screening = everything or (screening is not None and screening in prefixes)
+        self.other_forms = everything or bool(prefixes - repeating - {screening})
 
 
 def _repeating_counts(
@@ -584,6 +630,7 @@ def _record_for(
             record = records.filter(number=number).first()
             if record is None:
                 raise CaptureError("number", f"{form.code} #{number} does not exist")
+            record.subject = subject
             return record, False
         last = records.aggregate(last=Max("number"))["last"] or 0
         _check_subject_unlocked(subject)
@@ -602,6 +649,7 @@ def _record_for(
         )
     record = records.filter(visit_code=visit_code).first()
     if record is not None:
+        record.subject = subject
         return record, False
     _check_subject_unlocked(subject)
     return (
@@ -637,9 +685,15 @@ def _check_subject_unlocked(subject: Subject) -> None:
         raise RecordLocked("subject", f"{subject.subject_id} is locked; no record can be added")
 
 
-def refresh_status(record: FormRecord) -> str:
-    """Recompute and store the record's status from its facts; return it."""
-    if active_locks(record).exists():
+def refresh_status(record: FormRecord, *, locked: bool | None = None) -> str:
+    """Recompute and store the record's status from its facts; return it.
+
+    ``locked`` says whether a lock is in force when the caller has just checked it in this
+    transaction (``None``: look it up).
+    """
+    if locked is None:
+        locked = active_locks(record).exists()
+    if locked:
         status = RecordStatus.LOCKED
     elif _valid_signatures(record).exists():
         status = RecordStatus.SIGNED

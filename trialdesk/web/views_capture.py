@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from trialdesk.accounts import policy
+from trialdesk.accounts.models import STUDY_ROLES, Role
 from trialdesk.capture import cohort, locks, queries, records, signatures, verification
 from trialdesk.capture.models import FormRecord, Lock, LockScope, Query, ValueState, Visit
 from trialdesk.protocol.models import Study
@@ -60,6 +61,10 @@ def _subject(request: HttpRequest, study: Study, subject_id: str) -> Subject:
     subject = screening.find_subject(request.user, study, subject_id)
     if subject is None:
         raise Http404(f"subject {subject_id!r} not found")
+    # The study is already loaded (with its current version): share it rather than have the
+    # role checks and the services fetch it again through the subject and its site.
+    subject.study = study
+    subject.site.study = study
     return subject
 
 
@@ -86,19 +91,28 @@ def _text(text: Any) -> str:
 
 
 def _roles(request: HttpRequest, subject: Subject) -> dict[str, bool]:
-    user = request.user
+    """Which controls of the subject's pages the user gets, from one look-up of their roles.
+
+    The answers are those of the services' own checks, which each look the roles up again when
+    an action is posted: :func:`policy.may_enter_data`, :func:`verification.may_verify`,
+    :func:`queries.may_raise`, :func:`signatures.may_sign` and :func:`locks.may_lock` (a test
+    compares them for every persona). The subject is one the user may see (:func:`_subject`).
+    """
+    site = subject.site
+    memberships = policy.memberships(request.user, subject.study)
+    held = [(Role(role), site_id) for role, site_id in memberships.values_list("role", "site_id")]
+    in_study = {role for role, _ in held}
+    here = {role for role, site_id in held if site_id in (None, site.pk)}
+    at_site = {role for role, site_id in held if site_id == site.pk}
+    sees_site = bool(in_study & STUDY_ROLES) or any(site_id == site.pk for _, site_id in held)
+    may_enter = bool(at_site & policy.DATA_ENTRY_ROLES)
     return {
-        "may_enter": policy.may_enter_data(user, subject.site),
-        "may_verify": verification.may_verify(user, _probe(subject)),
-        "may_raise": queries.may_raise(user, _probe(subject)),
-        "may_sign": signatures.may_sign(user, subject),
-        "may_lock": locks.may_lock(user, subject.study),
+        "may_enter": may_enter,
+        "may_verify": Role.MONITOR in here and sees_site,
+        "may_raise": sees_site and bool(here & queries.REVIEWER_ROLES),
+        "may_sign": Role.INVESTIGATOR in here and may_enter,
+        "may_lock": Role.DATA_MANAGER in in_study,
     }
-
-
-def _probe(subject: Subject) -> FormRecord:
-    """An unsaved record of the subject, to ask the role checks that take a record."""
-    return FormRecord(subject=subject)
 
 
 # --------------------------------------------------------------------------------------------
