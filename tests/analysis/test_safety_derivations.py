@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from pydantic import ValidationError
 
 from trialdesk.analysis.datasets import (
     NOT_CODED,
@@ -88,6 +89,15 @@ def test_treatment_emergence_boundaries():
     assert not treatment_emergent(window_end + dt.timedelta(days=1), FIRST, LAST)
     assert not treatment_emergent(FIRST, None, None)
     assert not treatment_emergent(None, FIRST, LAST)
+
+
+def test_the_plan_sets_the_treatment_emergent_window(plan):
+    day_30 = LAST + dt.timedelta(days=30)
+    assert treatment_emergent(day_30, FIRST, LAST, window_days=30)
+    assert not treatment_emergent(day_30 + dt.timedelta(days=1), FIRST, LAST, window_days=30)
+    assert plan.treatment_emergent_days == 98
+    with pytest.raises(ValidationError, match="treatment_emergent_days"):
+        type(plan).model_validate({**plan.model_dump(), "treatment_emergent_days": -1})
 
 
 def test_study_day_has_no_day_zero():

@@ -286,8 +286,9 @@ SUM_VARIABLES: tuple[Variable, ...] = (
     ),
 )
 
-#: Adverse events starting up to this many days after the last dose are treatment-emergent:
-#: 14 weeks, the protocol's follow-up from the last dose (W14) to the W28 visit.
+#: The default of the plan's ``treatment_emergent_days``: adverse events starting up to this
+#: many days after the last dose are treatment-emergent. NS-DUPI: 14 weeks, the protocol's
+#: follow-up from the last dose (W14) to the W28 visit.
 TEAE_WINDOW_DAYS = 98
 
 ADAE_VARIABLES: tuple[Variable, ...] = (
@@ -336,7 +337,8 @@ ADAE_VARIABLES: tuple[Variable, ...] = (
         "TRTEMFL",
         "Treatment-emergent flag",
         "Y/empty",
-        f"Y when TRTSDT <= ASTDT <= TRTEDT + {TEAE_WINDOW_DAYS} days.",
+        "Y when TRTSDT <= ASTDT <= TRTEDT + the plan's treatment_emergent_days "
+        f"(default and NS-DUPI: {TEAE_WINDOW_DAYS} days).",
     ),
     _V("AESER", "Serious", "Y/N", "ae_serious."),
     _V("AESEV", "Severity", "text", "MILD, MODERATE or SEVERE (ae_severity)."),
@@ -690,7 +692,9 @@ def build_datasets(
     )
     ordered = {"ADSL": AnalysisDataset("ADSL", adsl)}
     ordered.update({name: AnalysisDataset(name, frame) for name, frame in datasets.items()})
-    ordered["ADAE"] = AnalysisDataset("ADAE", _adae(study, capture, adsl))
+    ordered["ADAE"] = AnalysisDataset(
+        "ADAE", _adae(study, capture, adsl, window_days=plan.treatment_emergent_days)
+    )
     ordered["ADLB"] = AnalysisDataset("ADLB", _adlb(study, definition, capture, adsl, weeks))
     return DatasetBundle(study.code, blinded, ordered)
 
@@ -1070,12 +1074,17 @@ def impute_end(
 
 
 def treatment_emergent(
-    start: dt.date | None, first_dose: dt.date | None, last_dose: dt.date | None
+    start: dt.date | None,
+    first_dose: dt.date | None,
+    last_dose: dt.date | None,
+    *,
+    window_days: int = TEAE_WINDOW_DAYS,
 ) -> bool:
-    """Whether an event starting on ``start`` is treatment-emergent (rule of TRTEMFL)."""
+    """Whether an event starting on ``start`` is treatment-emergent (rule of TRTEMFL): from the
+    first dose to ``window_days`` after the last, both days included."""
     if start is None or first_dose is None or last_dose is None:
         return False
-    return first_dose <= start <= last_dose + dt.timedelta(days=TEAE_WINDOW_DAYS)
+    return first_dose <= start <= last_dose + dt.timedelta(days=window_days)
 
 
 def study_day(date: dt.date | None, reference: dt.date | None) -> int | None:
@@ -1094,7 +1103,9 @@ def _subject_dates(adsl: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return adsl.set_index("USUBJID")[keep].to_dict("index")
 
 
-def _adae(study: Study, capture: _Capture, adsl: pd.DataFrame) -> pd.DataFrame:
+def _adae(
+    study: Study, capture: _Capture, adsl: pd.DataFrame, *, window_days: int = TEAE_WINDOW_DAYS
+) -> pd.DataFrame:
     by_pk = {s.pk: s for s in capture.subjects}
     dates = _subject_dates(adsl)
     unblinded = "TRT01A" in adsl.columns
@@ -1134,7 +1145,9 @@ def _adae(study: Study, capture: _Capture, adsl: pd.DataFrame) -> pd.DataFrame:
                 "AENDT": aendt,
                 "AENDTF": aendtf,
                 "ASTDY": study_day(astdt, first),
-                "TRTEMFL": "Y" if treatment_emergent(astdt, first, last) else None,
+                "TRTEMFL": "Y"
+                if treatment_emergent(astdt, first, last, window_days=window_days)
+                else None,
                 "AESER": "Y" if event.serious else "N",
                 "AESEV": severity,
                 "AETOXGR": grade,

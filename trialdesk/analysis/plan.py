@@ -115,6 +115,8 @@ class AnalysisPlanFile(_Frozen):
     version: str
     control_arm: str
     per_protocol: PerProtocolRule
+    #: Adverse events starting up to this many days after the last dose are treatment-emergent.
+    treatment_emergent_days: int = Field(default=98, ge=0, le=3650)
     analyses: list[Analysis] = Field(min_length=1)
 
     @model_validator(mode="after")
