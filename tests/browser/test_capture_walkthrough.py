@@ -97,8 +97,10 @@ class Walk:
         self.contexts: list[Any] = []
         self.count = 0
 
-    def log_in(self, username: str, *, french: bool = False) -> Any:
-        context = self.browser.new_context(viewport={"width": 1280, "height": 800})
+    def log_in(self, username: str, *, french: bool = False, tablet: bool = False) -> Any:
+        """A desktop browser, or for a research nurse at the bedside a tablet held upright."""
+        viewport = TABLET if tablet else {"width": 1280, "height": 800}
+        context = self.browser.new_context(viewport=viewport, has_touch=tablet)
         self.contexts.append(context)
         page = context.new_page()
         page.goto(f"{self.trial.url}/login/")
@@ -118,6 +120,16 @@ class Walk:
     def close(self) -> None:
         for context in self.contexts:
             context.close()
+
+
+#: A 10.9-inch tablet held upright (CSS pixels).
+TABLET = {"width": 820, "height": 1180}
+
+
+def _fits(page: Any) -> None:
+    """The page needs no sideways scrolling at its viewport's width."""
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], (page.url, width)
 
 
 def _submit(page: Any, selector: str) -> int:
@@ -162,9 +174,10 @@ def _walk(walk: Walk, trial: Trial) -> None:
         assert required <= set(values), (code, required - set(values))
 
     # 1. The coordinator, in French: the D0 visit not started.
-    coordinator = walk.log_in("coordinator.tls", french=True)
+    coordinator = walk.log_in("coordinator.tls", french=True, tablet=True)
     coordinator.goto(trial.page_url("casebook/"))
     assert coordinator.locator("h1").inner_text().startswith("Cahier d'observation")
+    _fits(coordinator)  # the visit grid scrolls inside its own frame
     for code in d0_forms:
         cell = coordinator.locator(f'[data-testid="cell-D0-{code}"] [data-status]')
         assert cell.get_attribute("data-status") == "not_started", code
@@ -173,6 +186,7 @@ def _walk(walk: Walk, trial: Trial) -> None:
 
     # A range check refuses 15 (NASA is 0–12): French message naming item and value, no write.
     coordinator.goto(trial.page_url("visits/D0/forms/NASA/"))
+    _fits(coordinator)
     coordinator.fill("#id_nasa_total", "15")
     coordinator.fill("#id_nasa_assessor", "CD")
     coordinator.check('[data-testid="complete"]')
@@ -205,6 +219,7 @@ def _walk(walk: Walk, trial: Trial) -> None:
     # Every other D0 visit form, filled and marked complete.
     for code, values in D0_VALUES.items():
         coordinator.goto(trial.page_url(f"visits/D0/forms/{code}/"))
+        _fits(coordinator)
         _fill(coordinator, values, trial.d0)
         coordinator.check('[data-testid="complete"]')
         assert _submit(coordinator, '[data-testid="save"]') == 200, code
