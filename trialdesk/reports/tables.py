@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from django.utils.translation import gettext as _
 
 from trialdesk.analysis.datasets import DatasetBundle
 from trialdesk.analysis.safety import ae_by_soc, ae_overview, exposure, lab_shifts
@@ -31,7 +32,7 @@ class Table:
     columns: tuple[str, ...]
     rows: list[tuple[str, ...]]
     note: str = ""
-    empty: str = "None."
+    empty: str = "-"
 
 
 def _arms(frame: pd.DataFrame) -> list[str]:
@@ -53,13 +54,13 @@ def ae_overview_table(frame: pd.DataFrame) -> Table:
     """``ae_overview`` with one column per arm: subjects (%) [events] per category."""
     arms = _arms(frame)
     rows = []
-    for _, group in frame.groupby("CATEGORY", sort=False):
-        cells = {row["ARM"]: _subjects(row) for _, row in group.iterrows()}
+    for _key, group in frame.groupby("CATEGORY", sort=False):
+        cells = {row["ARM"]: _subjects(row) for _index, row in group.iterrows()}
         rows.append((group["LABEL"].iloc[0], *(cells.get(arm, "-") for arm in arms)))
     return Table(
-        ("Treatment-emergent adverse events", *(_heading(frame, arm) for arm in arms)),
+        (_("Treatment-emergent adverse events"), *(_heading(frame, arm) for arm in arms)),
         rows,
-        note="n (%) of subjects [number of events]; percentages of the safety population.",
+        note=_("n (%) of subjects [number of events]; percentages of the safety population."),
     )
 
 
@@ -68,20 +69,22 @@ def ae_by_soc_table(frame: pd.DataFrame) -> Table:
     arms = _arms(frame)
     rows = []
     for (soc, term), group in frame.groupby(["AEBODSYS", "AEDECOD"], sort=False):
-        cells = {row["ARM"]: _subjects(row) for _, row in group.iterrows()}
+        cells = {row["ARM"]: _subjects(row) for _index, row in group.iterrows()}
         if soc == ANY:
-            label = "Any treatment-emergent adverse event"
+            label = _("Any treatment-emergent adverse event")
         elif term == ANY:
             label = str(soc)
         else:
             label = f"\u2003{term}"
         rows.append((label, *(cells.get(arm, "-") for arm in arms)))
     return Table(
-        ("System organ class / preferred term", *(_heading(frame, arm) for arm in arms)),
+        (_("System organ class / preferred term"), *(_heading(frame, arm) for arm in arms)),
         rows,
-        note="Treatment-emergent events of the safety population: n (%) of subjects [events]; "
-        "terms indented under their class.",
-        empty="No treatment-emergent adverse event.",
+        note=_(
+            "Treatment-emergent events of the safety population: n (%) of subjects [events]; "
+            "terms indented under their class."
+        ),
+        empty=_("No treatment-emergent adverse event."),
     )
 
 
@@ -99,9 +102,7 @@ def lab_shift_table(frame: pd.DataFrame) -> Table:
     shown = frame.loc[frame["PARAMCD"].isin(graded)]
     grades = [g for g in GRADES if g in set(shown["WTOXGR"])]
     rows = []
-    for (test, arm, base), group in shown.groupby(
-        ["PARAMCD", "ARM", "BTOXGR"], sort=False
-    ):
+    for (test, arm, base), group in shown.groupby(["PARAMCD", "ARM", "BTOXGR"], sort=False):
         counts = dict(zip(group["WTOXGR"], group["SUBJECTS"], strict=True))
         rows.append(
             (
@@ -113,14 +114,22 @@ def lab_shift_table(frame: pd.DataFrame) -> Table:
             )
         )
     others = sorted(str(t).upper() for t in set(frame["PARAMCD"]) - graded) if len(frame) else []
-    note = "CTCAE v5.0: baseline (D0) grade against the worst post-baseline grade, subjects."
+    note = _("CTCAE v5.0: baseline (D0) grade against the worst post-baseline grade, subjects.")
     if others:
-        note += f" Grade 0 (or not graded) throughout in every subject: {', '.join(others)}."
+        note += " " + _("Grade 0 (or not graded) throughout in every subject: %(tests)s.") % {
+            "tests": ", ".join(others)
+        }
     return Table(
-        ("Test", "Arm", "Baseline grade", "n", *(f"Worst {g}" for g in grades)),
+        (
+            _("Test"),
+            _("Arm"),
+            _("Baseline grade"),
+            "n",
+            *(_("Worst %(grade)s") % {"grade": g} for g in grades),
+        ),
         rows,
         note=note,
-        empty="No graded abnormality.",
+        empty=_("No graded abnormality."),
     )
 
 
@@ -139,14 +148,14 @@ def exposure_table(frame: pd.DataFrame, population: Sequence[tuple[str, int]]) -
     """``exposure`` with one column per arm: mean (SD); median (min-max); n."""
     arms = _arms(frame)
     sizes = dict(population)
-    rows = [("Subjects in the safety population", *(str(sizes.get(arm, 0)) for arm in arms))]
-    for _, group in frame.groupby("PARAMCD", sort=False):
-        cells = {row["ARM"]: _summary(row, 1) for _, row in group.iterrows()}
+    rows = [(_("Subjects in the safety population"), *(str(sizes.get(arm, 0)) for arm in arms))]
+    for _key, group in frame.groupby("PARAMCD", sort=False):
+        cells = {row["ARM"]: _summary(row, 1) for _index, row in group.iterrows()}
         rows.append((group["LABEL"].iloc[0], *(cells.get(arm, "-") for arm in arms)))
     return Table(
-        ("Safety population", *arms),
+        (_("Safety population"), *arms),
         rows,
-        note="Mean (SD); median (min-max); number of subjects with a value.",
+        note=_("Mean (SD); median (min-max); number of subjects with a value."),
     )
 
 

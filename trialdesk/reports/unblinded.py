@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from trialdesk.accounts import policy
 from trialdesk.analysis.datasets import DatasetBundle, build_datasets
@@ -368,7 +369,7 @@ def _consort(pooled: Any, adsl: pd.DataFrame, arms: tuple[str, ...]) -> ConsortB
 def _arm_columns(arms: tuple[str, ...], adsl: pd.DataFrame, flag: str = "ITTFL") -> tuple:
     counts = {arm: int(((adsl[ARM] == arm) & (adsl[flag] == "Y")).sum()) for arm in arms}
     total = int((adsl[flag] == "Y").sum())
-    return (*(f"{arm} (N={counts[arm]})" for arm in arms), f"Total (N={total})")
+    return (*(f"{arm} (N={counts[arm]})" for arm in arms), _("Total (N=%(n)d)") % {"n": total})
 
 
 def _baseline(adsl: pd.DataFrame, arms: tuple[str, ...], subjects: dict[str, Subject]) -> Table:
@@ -378,17 +379,17 @@ def _baseline(adsl: pd.DataFrame, arms: tuple[str, ...], subjects: dict[str, Sub
     for site in sorted(adsl["SITEID"].dropna().unique()):
         rows.append(
             (
-                f"Site {site}: n (%)",
+                _("Site %(site)s: n (%%)") % {"site": site},
                 *(_n_pct(int((g["SITEID"] == site).sum()), len(g)) for g in groups),
             )
         )
     ages = [[demographics.get(u, {}).get("age") for u in g["USUBJID"]] for g in groups]
-    rows.append(("Age, years: median (min-max)", *(_median_range(a) for a in ages)))
+    rows.append((_("Age, years: median (min-max)"), *(_median_range(a) for a in ages)))
     sexes = sorted({d.get("sex") or "?" for d in demographics.values()})
     for sex in sexes:
         rows.append(
             (
-                f"Sex {sex}: n (%)",
+                _("Sex %(sex)s: n (%%)") % {"sex": sex},
                 *(
                     _n_pct(
                         sum(
@@ -408,11 +409,11 @@ def _baseline(adsl: pd.DataFrame, arms: tuple[str, ...], subjects: dict[str, Sub
     if "IGEBL" in adsl.columns:
         rows.append(
             (
-                "Total IgE (kU/L): median (min-max)",
+                _("Total IgE (kU/L): median (min-max)"),
                 *(_median_range(list(g["IGEBL"].astype(float)), 0) for g in groups),
             )
         )
-    return Table(("Characteristic", *_arm_columns(arms, adsl)), rows)
+    return Table((_("Characteristic"), *_arm_columns(arms, adsl)), rows)
 
 
 def _demographics(subjects: dict[str, Subject]) -> dict[str, dict[str, Any]]:
@@ -477,15 +478,15 @@ def _primary(results: dict[str, AnalysisResult], plan: AnalysisPlanFile) -> Tabl
             estimate, stat = "-", "-"
         rows.append((analysis.label, result.population, str(result.n_subjects), estimate, stat))
     return Table(
-        ("Analysis", "Population", "n", "Estimate (95% CI)", "p / probability"),
+        (_("Analysis"), _("Population"), "n", _("Estimate (95% CI)"), _("p / probability")),
         rows,
-        note="Difference DUPI - PBO in the change from D0 to W16; negative favours DUPI.",
+        note=_("Difference DUPI - PBO in the change from D0 to W16; negative favours DUPI."),
     )
 
 
 def _lsmeans_table(result: AnalysisResult | None, arms: tuple[str, ...]) -> Table:
     rows = [(r["level"], _ci(r), _num(r.get("se"))) for r in _rows(result, "lsmeans")]
-    return Table(("Arm", "LS mean change (95% CI)", "SE"), rows, empty="Not run.")
+    return Table((_("Arm"), _("LS mean change (95% CI)"), "SE"), rows, empty=_("Not run."))
 
 
 def _tipping(result: AnalysisResult | None) -> Table:
@@ -494,11 +495,12 @@ def _tipping(result: AnalysisResult | None) -> Table:
         for r in _rows(result, "deltas")
     ]
     return Table(
-        ("Delta added in the active arm", "Imputed", "Difference (95% CI)", "p"),
+        (_("Delta added in the active arm"), _("Imputed"), _("Difference (95% CI)"), "p"),
         rows,
-        note="Missing W16 values imputed by the observed control mean, plus delta in the "
-        "active arm.",
-        empty="Not run.",
+        note=_(
+            "Missing W16 values imputed by the observed control mean, plus delta in the active arm."
+        ),
+        empty=_("Not run."),
     )
 
 
@@ -523,16 +525,18 @@ def _over_time_table(results: dict[str, AnalysisResult], arms: tuple[str, ...]) 
             )
     return Table(
         (
-            "Endpoint",
-            "Visit",
+            _("Endpoint"),
+            _("Visit"),
             *(f"{arm} LS mean (95% CI)" for arm in arms),
-            "Difference (95% CI)",
+            _("Difference (95% CI)"),
             "p",
         ),
         rows,
-        note="MMRM, unstructured covariance, Kenward-Roger df; change from D0 adjusted for "
-        "baseline and site.",
-        empty="Not run.",
+        note=_(
+            "MMRM, unstructured covariance, Kenward-Roger df; change from D0 adjusted for "
+            "baseline and site."
+        ),
+        empty=_("Not run."),
     )
 
 
@@ -556,7 +560,7 @@ def _secondary(results: dict[str, AnalysisResult], plan: AnalysisPlanFile) -> Ta
             estimate = f"{diff['contrast']}: {_ci(diff)}"
             p = diff["p"]
         rows.append((analysis.label, result.population, str(result.n_subjects), estimate, _p(p)))
-    return Table(("Analysis", "Population", "n", "Estimate (95% CI)", "p"), rows)
+    return Table((_("Analysis"), _("Population"), "n", _("Estimate (95% CI)"), "p"), rows)
 
 
 def _primary_points(bundle: DatasetBundle, arms: tuple[str, ...]) -> dict[str, list[float]]:
@@ -586,10 +590,10 @@ def aesi_table(bundle: DatasetBundle) -> Table:
             cells.append(f"{mine['USUBJID'].nunique()} [{len(mine)}]")
         rows.append((str(category), *cells))
     return Table(
-        ("AESI category", *arms),
+        (_("AESI category"), *arms),
         rows,
-        note="Subjects [events] of the safety population, treatment-emergent or not.",
-        empty="No AESI recorded.",
+        note=_("Subjects [events] of the safety population, treatment-emergent or not."),
+        empty=_("No AESI recorded."),
     )
 
 
@@ -613,9 +617,18 @@ def _saes(subjects: dict[str, Subject], arm_of: dict[str, str]) -> Table:
             )
         )
     return Table(
-        ("Subject", "Arm", "Term", "Onset", "Seriousness", "Relationship", "Outcome", "Reported"),
+        (
+            _("Subject"),
+            _("Arm"),
+            _("Term"),
+            _("Onset"),
+            _("Seriousness"),
+            _("Relationship"),
+            _("Outcome"),
+            _("Reported"),
+        ),
         rows,
-        empty="No serious adverse events.",
+        empty=_("No serious adverse events."),
     )
 
 
@@ -639,10 +652,10 @@ def _deviations(
     counts = Counter(r[1] for r in rows)
     note = "; ".join(f"{arm}: {counts[arm]}" for arm in arms)
     return Table(
-        ("Subject", "Arm", "Kind", "Visit", "Date", "Description"),
+        (_("Subject"), _("Arm"), _("Kind"), _("Visit"), _("Date"), _("Description")),
         rows,
-        note=f"Deviations by arm: {note}.",
-        empty="No protocol deviation recorded.",
+        note=_("Deviations by arm: %(counts)s.") % {"counts": note},
+        empty=_("No protocol deviation recorded."),
     )
 
 
@@ -674,11 +687,11 @@ def _queries_table(ages: dict[str, Counter[str]]) -> Table:
     rows = [
         (name, str(ages["open"][name]), str(ages["closed"][name])) for name, _ in QUERY_AGE_BINS
     ]
-    rows.append(("Total", str(sum(ages["open"].values())), str(sum(ages["closed"].values()))))
+    rows.append((_("Total"), str(sum(ages["open"].values())), str(sum(ages["closed"].values()))))
     return Table(
-        ("Age", "Open or answered", "Closed"),
+        (_("Age"), _("Open or answered"), _("Closed")),
         rows,
-        note="Age of an open query: days since it was raised; of a closed one: days to closing.",
+        note=_("Age of an open query: days since it was raised; of a closed one: days to closing."),
     )
 
 
@@ -686,7 +699,7 @@ def visit_order(missing: dict[str, list[tuple[str, float]]]) -> list[str]:
     """Every visit of the endpoints in schedule order (each endpoint's list is in that order)."""
     order: list[str] = []
     for points in sorted(missing.values(), key=len, reverse=True):
-        for index, (visit, _) in enumerate(points):
+        for index, (visit, _share) in enumerate(points):
             if visit in order:
                 continue
             before = [v for v, _ in points[:index] if v in order]
@@ -730,8 +743,10 @@ def _missing_table(missing: dict[str, list[tuple[str, float]]]) -> Table:
         values = dict(points)
         rows.append((param, *(_num(values.get(v), 0) if v in values else "" for v in visits)))
     return Table(
-        ("Endpoint", *visits),
+        (_("Endpoint"), *visits),
         rows,
-        note="% of subjects with no value among those whose visit date is past (missed visits, "
-        "dropouts and items not done).",
+        note=_(
+            "% of subjects with no value among those whose visit date is past (missed visits, "
+            "dropouts and items not done)."
+        ),
     )
