@@ -168,16 +168,20 @@ def current_run(
     """
     run = latest_run(study, blinded=False)
     if run is None:
-        return None, "no unblinded run was stored"
+        return None, _("no unblinded run was stored")
     version = study.current_version
     if run.study_sha256 != version.sha256:
-        return None, f"the stored run {run.pk} was made on another study-file version"
+        return None, _("the stored run %(run)s was made on another study-file version") % {
+            "run": run.pk
+        }
     if run.plan_sha256 != plan.sha256:
-        return None, f"the stored run {run.pk} was made with another analysis plan"
+        return None, _("the stored run %(run)s was made with another analysis plan") % {
+            "run": run.pk
+        }
     if run.dataset_hashes != bundle.hashes():
-        return None, f"the data changed since the stored run {run.pk}"
+        return None, _("the data changed since the stored run %(run)s") % {"run": run.pk}
     if {r.analysis_id for r in run.results.all()} != {a.id for a in plan.analyses}:
-        return None, f"the stored run {run.pk} lacks analyses of the plan"
+        return None, _("the stored run %(run)s lacks analyses of the plan") % {"run": run.pk}
     return run, ""
 
 
