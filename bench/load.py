@@ -3,12 +3,22 @@
 ``python bench/load.py`` prepares a fresh installation (``trialdesk setup``, one coordinator
 account and a few planned subjects per simulated coordinator, every ITCH_PAIN form saved once),
 serves it with ``trialdesk serve`` (gunicorn) on a free loopback port, and lets every simulated
-coordinator log in through the login page and, once all are logged in, for a bounded number of
-saves, GET one of its own subjects' ITCH_PAIN forms and POST it back with changed scores and a
-reason for change (the audit trail records every change). It prints the throughput and the
-p50/p95 latency of the POSTs (the save, answered by its redirect) on SQLite and on a PostgreSQL
-database it creates and drops itself, and, as the reference, the same saves done in-process
-through ``trialdesk.capture.records.save_form`` (no HTTP, one thread).
+coordinator log in through the login page and open one form (not measured: the server's
+workers warm up), then, once all have, for a bounded number of saves, GET one of its own
+subjects' ITCH_PAIN forms and POST it back with changed scores and a reason for change (the
+audit trail records every change). It prints the throughput and the
+p50/p95 latency of the POSTs (the save, answered by its redirect) and of the GETs, on SQLite and
+on a PostgreSQL database it creates and drops itself, and, as the reference, the same saves done
+in-process through ``trialdesk.capture.records.save_form`` (no HTTP, one thread).
+
+Two load patterns run by default, one after the other on the same server: the stress run, where
+every coordinator saves again as soon as its previous save is answered (``--think 0``), and the
+realistic one, where it pauses between saves for a time drawn uniformly between 1 and 3 seconds
+(``--think 1-3``) from a generator seeded with ``--seed`` and the coordinator's number, so that
+two runs offer the same load. ``--serve 4x1`` (repeatable) serves with 4 gunicorn workers of 1
+thread instead of ``trialdesk serve``'s defaults, to compare configurations (``--rounds`` goes
+through them several times). Each run prints the machine's load average before and after:
+other processes share the cores.
 
 ``--quick`` runs a short SQLite-only pass (3 coordinators, 4 saves each).
 """
@@ -20,6 +30,7 @@ import datetime as dt
 import http.cookiejar
 import json
 import os
+import random
 import re
 import socket
 import statistics
@@ -54,6 +65,7 @@ class Tally:
     """Latencies (seconds) of the saves and the failures, shared by the coordinator threads."""
 
     latencies: list[float] = field(default_factory=list)
+    pages: list[float] = field(default_factory=list)
     first: float = float("inf")
     last: float = 0.0
     failures: list[str] = field(default_factory=list)
@@ -216,26 +228,57 @@ def login(base: str, username: str) -> urllib.request.OpenerDirector:
 
 @dataclass(frozen=True)
 class Load:
-    """How hard each simulated coordinator works: saves, pause between saves, time limit."""
+    """How hard each simulated coordinator works: saves, pause between saves (drawn uniformly
+    between ``think[0]`` and ``think[1]`` seconds), time limit."""
 
     saves: int
-    think: float
+    think: tuple[float, float]
+    seed: int
     until: float
     logged_in: threading.Barrier
 
 
-def coordinator(base: str, username: str, pairs: list[list[str]], load: Load, tally: Tally) -> None:
+def parse_serve(text: str) -> tuple[int, int]:
+    """``"4x1"`` → 4 gunicorn workers of 1 thread each."""
+    workers, _, threads = text.lower().partition("x")
+    try:
+        return int(workers), int(threads)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--serve {text!r}: expected WORKERSxTHREADS") from None
+
+
+def parse_think(text: str) -> tuple[float, float]:
+    """``"2"`` → (2, 2); ``"1-3"`` → (1, 3) seconds."""
+    low, _, high = text.partition("-")
+    try:
+        bounds = (float(low), float(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--think {text!r}: expected S or LO-HI seconds") from None
+    if not 0 <= bounds[0] <= bounds[1]:
+        raise argparse.ArgumentTypeError(f"--think {text!r}: need 0 <= LO <= HI")
+    return bounds
+
+
+def coordinator(
+    base: str, username: str, pairs: list[list[str]], load: Load, tally: Tally, *, number: int
+) -> None:
     """Log in, then GET and POST (changed scores, reason) the user's forms in turn."""
+    pauses = random.Random(load.seed * 1000 + number)  # noqa: S311 - a load pattern, not a secret
     opener = login(base, username)
-    load.logged_in.wait(timeout=300)
+    subject_id, visit = pairs[0]
+    _status(opener, f"{base}/studies/ns-dupi/subjects/{subject_id}/visits/{visit}/forms/{FORM}/")
+    load.logged_in.wait(timeout=300)  # logged in and the server warmed up by one form page each
     for index in range(load.saves):
         if time.monotonic() > load.until:
             return
-        if index and load.think:
-            time.sleep(load.think)
+        if index and load.think[1] > 0:
+            time.sleep(pauses.uniform(*load.think))
         subject_id, visit = pairs[index % len(pairs)]
         url = f"{base}/studies/ns-dupi/subjects/{subject_id}/visits/{visit}/forms/{FORM}/"
+        start = time.perf_counter()
         status, page = _status(opener, url)
+        with tally.lock:
+            tally.pages.append(time.perf_counter() - start)
         if status != 200:
             tally.add(None, f"GET {status}")
             continue
@@ -260,11 +303,15 @@ def _free_port() -> int:
 
 
 @contextmanager
-def served(env: dict[str, str], workers: int, threads: int) -> Iterator[str]:
+def served(env: dict[str, str], workers: int | None, threads: int | None) -> Iterator[str]:
     """``trialdesk serve`` on a free loopback port until the block ends; yields its URL."""
     port = _free_port()
     bind = f"127.0.0.1:{port}"
-    args = [*CLI, "serve", "--bind", bind, "--workers", str(workers), "--threads", str(threads)]
+    args = [*CLI, "serve", "--bind", bind]
+    if workers:
+        args += ["--workers", str(workers)]
+    if threads:
+        args += ["--threads", str(threads)]
     server = subprocess.Popen(
         args, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -325,21 +372,52 @@ def postgres_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def summary(label: str, latencies: list[float], wall: float, failures: int) -> str:
-    """One line: saves, throughput, p50 and p95 in ms."""
+def summary(
+    label: str, latencies: list[float], wall: float, failures: int, what: str = "saves"
+) -> str:
+    """One line: requests, throughput, p50 and p95 in ms."""
     if not latencies:
-        return f"{label:<34} no saves ({failures} failures)"
+        return f"{label:<38} no {what} ({failures} failures)"
     ordered = sorted(latencies)
     p95 = ordered[min(len(ordered) - 1, int(round(0.95 * len(ordered))) - 1)]
     return (
-        f"{label:<34} {len(latencies):>5} saves  {len(latencies) / wall:7.1f} saves/s  "
+        f"{label:<38} {len(latencies):>5} {what:<5} {len(latencies) / wall:7.1f}/s  "
         f"p50 {statistics.median(ordered) * 1000:6.1f} ms  p95 {p95 * 1000:6.1f} ms  "
         f"failures {failures}"
     )
 
 
+def load_average() -> str:
+    """The machine's 1-, 5- and 15-minute load averages, as ``uptime`` shows them."""
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def drive(
+    base: str,
+    plan: dict[str, list[list[str]]],
+    args: argparse.Namespace,
+    think: tuple[float, float],
+) -> Tally:
+    """Every simulated coordinator in its own thread, saves starting once all are logged in."""
+    tally = Tally()
+    barrier = threading.Barrier(len(plan))
+    load = Load(args.saves, think, args.seed, time.monotonic() + args.duration, barrier)
+    threads = [
+        threading.Thread(
+            target=coordinator, args=(base, user, pairs, load, tally), kwargs={"number": number}
+        )
+        for number, (user, pairs) in enumerate(plan.items())
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return tally
+
+
 def run_backend(label: str, database_url: str | None, args: argparse.Namespace) -> None:
-    """Set up, prepare, serve and load one installation; print its figures."""
+    """Set up and prepare one installation, then serve it with each server configuration in
+    turn (``--rounds`` times) and load it with each think time; print the figures."""
     with tempfile.TemporaryDirectory(prefix="trialdesk-load-") as tmp:
         env = _env(Path(tmp), database_url)
         subprocess.run(
@@ -351,33 +429,33 @@ def run_backend(label: str, database_url: str | None, args: argparse.Namespace) 
             timeout=600,
         )
         plan = _child(env, "prepare", str(args.coordinators))
-        tally = Tally()
-        with served(env, args.workers, args.threads) as base:
-            barrier = threading.Barrier(len(plan))
-            load = Load(args.saves, args.think, time.monotonic() + args.duration, barrier)
-            threads = [
-                threading.Thread(target=coordinator, args=(base, user, pairs, load, tally))
-                for user, pairs in plan.items()
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        wall = max(tally.last - tally.first, 1e-9)
-        print(
-            summary(
-                f"{label}, HTTP, {args.coordinators} coordinators",
-                tally.latencies,
-                wall,
-                len(tally.failures),
-            )
-        )
-        if tally.failures:
-            print(f"  failures: {sorted(set(tally.failures))}")
-        direct_saves = min(args.coordinators * args.saves, 400)
-        latencies = _child(env, "direct", json.dumps(plan), str(direct_saves))
-        print(summary(f"{label}, in-process save_form", latencies, sum(latencies), 0))
-        sys.stdout.flush()
+        for _round in range(args.rounds):
+            for workers, threads in args.serve:
+                server = f"{workers}×{threads}" if workers else "default"
+                with served(env, workers, threads) as base:
+                    for think in args.think:
+                        before = load_average()
+                        tally = drive(base, plan, args, think)
+                        pause = "no pause" if think[1] == 0 else f"{think[0]:g}–{think[1]:g} s"
+                        wall = max(tally.last - tally.first, 1e-9)
+                        print(
+                            summary(
+                                f"{label}, HTTP, {server}, {pause}",
+                                tally.latencies,
+                                wall,
+                                len(tally.failures),
+                            )
+                        )
+                        print(summary("  its form page GETs", tally.pages, wall, 0, "GETs"))
+                        print(f"  load average before {before}; after {load_average()}")
+                        if tally.failures:
+                            print(f"  failures: {sorted(set(tally.failures))}")
+                        sys.stdout.flush()
+        if args.direct:
+            direct_saves = min(args.coordinators * args.saves, 400)
+            latencies = _child(env, "direct", json.dumps(plan), str(direct_saves))
+            print(summary(f"{label}, in-process save_form", latencies, sum(latencies), 0))
+            sys.stdout.flush()
 
 
 def child_main(mode: str, rest: list[str]) -> None:
@@ -403,15 +481,32 @@ def main() -> None:
     parser.add_argument("--coordinators", type=int, default=20)
     parser.add_argument("--saves", type=int, default=30, help="saves per coordinator")
     parser.add_argument("--duration", type=float, default=120.0, help="seconds at most per backend")
-    parser.add_argument("--think", type=float, default=0.0, help="seconds between saves")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument(
+        "--think",
+        type=parse_think,
+        action="append",
+        help="pause between a coordinator's saves, S or LO-HI seconds; repeat for several runs "
+        "(default: 0, then 1-3)",
+    )
+    parser.add_argument("--seed", type=int, default=20, help="seed of the pauses")
+    parser.add_argument(
+        "--serve",
+        type=parse_serve,
+        action="append",
+        help="gunicorn WORKERSxTHREADS; repeat to compare (default: trialdesk serve's own)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="times to go through --serve")
+    parser.add_argument(
+        "--no-direct", dest="direct", action="store_false", help="skip the in-process reference"
+    )
     args = parser.parse_args()
+    args.think = args.think or [(0.0, 0.0), (1.0, 3.0)]
+    args.serve = args.serve or [(None, None)]
     if args.quick:
         args.backend, args.coordinators, args.saves = "sqlite", 3, 4
     print(
-        f"form saves ({FORM}, audit trail on), gunicorn {args.workers} workers × "
-        f"{args.threads} threads, {args.think:g} s between a coordinator's saves"
+        f"form saves ({FORM}, audit trail on), {args.coordinators} simulated coordinators × "
+        f"{args.saves} saves; load average {load_average()}"
     )
     if args.backend in ("sqlite", "both"):
         run_backend("SQLite", None, args)

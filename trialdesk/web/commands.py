@@ -75,10 +75,18 @@ def _is_loopback(bind: str) -> bool:
         return False
 
 
+#: gunicorn processes and threads per process. Chosen by ``bench/load.py`` on 2 cores (20
+#: coordinators saving forms, SQLite): 3 × 2 had the lowest p95, 2 × 4 was close, 4 × 1 worst
+#: (a single-threaded worker waiting for the database's write turn serves nothing else); see
+#: docs/benchmarks.md. More cores: about one worker per core plus one.
+DEFAULT_WORKERS = 3
+DEFAULT_THREADS = 2
+
+
 @click.command()
 @click.option("--bind", default="127.0.0.1:8000", show_default=True)
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+@click.option("--workers", default=DEFAULT_WORKERS, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=DEFAULT_THREADS, show_default=True, type=click.IntRange(1, 64))
 def serve(bind: str, workers: int, threads: int) -> None:
     """Serve the web app with gunicorn (static files by whitenoise).
 
@@ -88,7 +96,10 @@ def serve(bind: str, workers: int, threads: int) -> None:
     env = dict(os.environ)
     if _is_loopback(bind) and "TRIALDESK_HTTPS" not in env:
         env["TRIALDESK_HTTPS"] = "0"
-    click.echo(f"trialdesk serving on http://{bind}/ (gunicorn, {workers} workers)", err=True)
+    click.echo(
+        f"trialdesk serving on http://{bind}/ (gunicorn, {workers} workers × {threads} threads)",
+        err=True,
+    )
     args = [
         sys.executable,
         "-m",
