@@ -750,7 +750,7 @@ def _missing_table(missing: dict[str, list[tuple[str, float]]]) -> Table:
         (_("Endpoint"), *visits),
         rows,
         note=_(
-            "% of subjects with no value among those whose visit date is past (missed visits, "
-            "dropouts and items not done)."
+            "Percentage of subjects with no value among those whose visit date is past (missed "
+            "visits, dropouts and items not done)."
         ),
     )
