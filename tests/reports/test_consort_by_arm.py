@@ -6,6 +6,7 @@ import base64
 
 import pytest
 
+from tests.reports.test_consort import _consort as pooled_consort
 from trialdesk.reports.consort import (
     ArmFlow,
     Consort,
@@ -16,22 +17,7 @@ from trialdesk.reports.consort import (
 
 
 def _pooled(**changes: int) -> Consort:
-    values = dict(
-        assessed=40,
-        excluded_not_eligible=14,
-        excluded_declined=2,
-        pending=0,
-        randomized=24,
-        received=24,
-        lost=1,
-        withdrawn=2,
-        completed=10,
-        ongoing=11,
-        analysed_itt=24,
-        analysed_safety=24,
-    )
-    values.update(changes)
-    return Consort(**values)
+    return pooled_consort(**changes)
 
 
 def _arm(arm: str, **values: int) -> ArmFlow:

@@ -104,6 +104,17 @@ class Consort:
 _SIDE_STAGES = frozenset({"Excluded"})
 
 
+def _svg(width: int, height: int, parts: list[str]) -> str:
+    """The SVG document of a flow diagram: its parts and the arrow-head marker they use."""
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif">'
+        '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="6" refY="4" '
+        'orient="auto"><path d="M0,0 L8,4 L0,8 z"/></marker></defs>'
+    )
+    return head + "".join(parts) + "</svg>"
+
+
 def _arrow(x1: int, y1: int, x2: int, y2: int) -> str:
     return (
         f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="black" marker-end="url(#arrow)"/>'
@@ -140,13 +151,7 @@ def consort_svg(consort: Consort) -> str:
         parts.append(_arrow(170, bottom, 170, top))
     for top, bottom in side:
         parts.append(_arrow(170, (top + bottom) // 2, 230, (top + bottom) // 2))
-    head = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" '
-        f'viewBox="0 0 {width} {y}" font-family="sans-serif">'
-        '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="6" refY="4" '
-        'orient="auto"><path d="M0,0 L8,4 L0,8 z"/></marker></defs>'
-    )
-    return head + "".join(parts) + "</svg>"
+    return _svg(width, y, parts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,10 +311,4 @@ def consort_by_arm_svg(consort: ConsortByArm) -> str:
         stage_h = max(heights or [line_h])
         label(y, stage_h, columns[0][stage_index][0] if columns else "")
         y += stage_h + gap
-    head = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" '
-        f'viewBox="0 0 {width} {y}" font-family="sans-serif">'
-        '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="6" refY="4" '
-        'orient="auto"><path d="M0,0 L8,4 L0,8 z"/></marker></defs>'
-    )
-    return head + "".join(parts) + "</svg>"
+    return _svg(width, y, parts)

@@ -50,12 +50,10 @@ def enrolment_png(curves: dict[str, list[tuple[dt.date, int, int]]]) -> str:
         if curves:
             axes.legend(fontsize=8, loc="upper left")
         figure.autofmt_xdate()
-        figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-    finally:
+    except BaseException:
         plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+        raise
+    return _png(figure)
 
 
 def primary_png(
