@@ -235,3 +235,26 @@ def test_the_dsmb_open_safety_tables_of_one_site_count_that_site_only(demo):
     nck = Allocation.objects.filter(study__code="ns-dupi", site__code="NCK").count()
     assert 0 < nck < demo.randomized
     assert pooled_safety(_trial(), ["NCK"])["ae_overview"].columns[1] == f"All (N={nck})"
+
+
+def test_the_infection_rate_row_follows_the_stored_fit(demo):
+    """A finite rate ratio with its CI, or, when an arm had no infection (separation, likely in
+    the small trial), "not estimable" with the fit's reason: never an optimiser's stopping point."""
+    from trialdesk.analysis.models import AnalysisResult
+    from trialdesk.reports.render import report_html
+
+    html = report_html(_trial(), "final", user=_user(UNBLINDED), seed=5)
+    result = (
+        AnalysisResult.objects.filter(analysis_id="INFECTIONS_RATE", run__blinded=False)
+        .order_by("-run_id")
+        .first()
+    )
+    (ratio,) = result.tables["rate_ratios"]
+    (fit,) = result.tables["fit"]
+    if ratio["ratio"] is None:
+        assert ratio["lower"] is None and ratio["p"] is None
+        assert "no events in TRT01P=" in fit["messages"]
+        assert "DUPI / PBO: not estimable; no events in TRT01P=" in html
+    else:
+        assert "no events" not in fit["messages"]
+        assert f"DUPI / PBO: {ratio['ratio']:.2f} (" in html

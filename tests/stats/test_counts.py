@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -141,3 +142,33 @@ def test_corticosteroid_grams_are_analysed_by_ancova():
     row = fit.differences.iloc[0]
     assert row["lower"] < -30 < row["upper"]
     assert row["df"] == 24 - 4
+
+
+@pytest.mark.parametrize("family", ["poisson", "negative-binomial"])
+@pytest.mark.parametrize("empty_arm", ["DUPI", "PBO"])
+def test_an_arm_without_events_is_not_estimable_and_says_so(family, empty_arm):
+    df = pd.DataFrame(
+        {
+            "N": [0, 0, 0, 0, 0, 0, 1, 3, 0, 2, 1, 4],
+            "DAYS": [112.0, 110, 115, 98, 112, 113, 111, 112, 105, 112, 114, 112],
+            "ARM": [empty_arm] * 6 + [{"DUPI": "PBO", "PBO": "DUPI"}[empty_arm]] * 6,
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no overflow on the way
+        fit = fit_rate_model(
+            df, "N ~ ARM", exposure="DAYS", treatment="ARM", reference="PBO", family=family
+        )
+    row = fit.rate_ratios.iloc[0]
+    assert row["contrast"] == "DUPI / PBO"
+    assert all(math.isnan(row[k]) for k in ("ratio", "lower", "upper", "p"))
+    assert any(f"no events in ARM={empty_arm!r}" in m for m in fit.messages)
+
+
+def test_events_in_every_arm_give_no_separation_message():
+    df = pd.DataFrame(
+        {"N": [0, 1, 0, 2, 1, 3], "DAYS": [100.0] * 6, "ARM": ["DUPI"] * 3 + ["PBO"] * 3}
+    )
+    fit = fit_rate_model(df, "N ~ ARM", exposure="DAYS", treatment="ARM", reference="PBO")
+    assert not any("no events" in m for m in fit.messages)
+    assert fit.rate_ratios["ratio"].iloc[0] == pytest.approx((1 / 300) / (6 / 300))  # crude rates

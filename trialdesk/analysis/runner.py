@@ -279,6 +279,7 @@ def _rate_model(data: pd.DataFrame, analysis: Analysis, ctx: Context) -> Outcome
         "pearson_dispersion": fit.pearson_dispersion,
         "converged": fit.converged,
         "n": fit.n,
+        "messages": "; ".join(fit.messages),
     }
     tables = {"rate_ratios": records(fit.rate_ratios), "fit": [summary]}
     return Outcome(ResultStatus.DONE, tables, int(fit.n))

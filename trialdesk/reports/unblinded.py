@@ -557,7 +557,11 @@ def _secondary(results: dict[str, AnalysisResult], plan: AnalysisPlanFile) -> Ta
             continue
         if result.tables.get("rate_ratios"):
             ratio = result.tables["rate_ratios"][0]
-            estimate = f"rate ratio {ratio['contrast']}: {_ci(ratio, 'ratio')}"
+            if ratio.get("ratio") is None:  # an arm without events (see the fit's messages)
+                note = (result.tables.get("fit") or [{}])[0].get("messages") or ""
+                estimate = f"rate ratio {ratio['contrast']}: not estimable; {note}".rstrip("; ")
+            else:
+                estimate = f"rate ratio {ratio['contrast']}: {_ci(ratio, 'ratio')}"
             p = ratio["p"]
         else:
             diff = result.tables["differences"][0]

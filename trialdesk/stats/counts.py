@@ -165,15 +165,30 @@ def fit_rate_model(
     coefficients = _wald_table(glm.params, glm.bse, names, alpha)
     columns = {str(t): list(i) for t, i in spec.term_indices.items()}.get(treatment, [])
     ratios = coefficients.iloc[columns].reset_index()
-    ratios = pd.DataFrame(
-        {
-            "contrast": [f"{lv} / {reference}" for lv in model_order[1:]],
-            "ratio": np.exp(ratios["estimate"]),
-            "lower": np.exp(ratios["lower"]),
-            "upper": np.exp(ratios["upper"]),
-            "p": ratios["p"],
-        }
-    )
+    with np.errstate(over="ignore"):
+        ratios = pd.DataFrame(
+            {
+                "contrast": [f"{lv} / {reference}" for lv in model_order[1:]],
+                "ratio": np.exp(ratios["estimate"]),
+                "lower": np.exp(ratios["lower"]),
+                "upper": np.exp(ratios["upper"]),
+                "p": ratios["p"],
+            }
+        )
+    events = pd.Series(np.asarray(y, float)).groupby(prepared.frame[treatment].to_numpy()).sum()
+    empty = [lv for lv in model_order if events.get(lv, 0) == 0]
+    if empty:
+        # Separation: the log rate of an arm without events runs to -inf, so the fitted "ratio"
+        # is wherever the optimiser stopped and its Wald CI and p mean nothing.
+        for level in empty:
+            messages.append(
+                f"no events in {treatment}={level!r}: the rate ratio has no finite "
+                "maximum-likelihood estimate (separation); it is reported as not estimable"
+            )
+        hit = [c for c, lv in zip(ratios.index, model_order[1:], strict=True) if lv in empty]
+        if reference in empty:
+            hit = list(ratios.index)
+        ratios.loc[hit, ["ratio", "lower", "upper", "p"]] = math.nan
     loglik = float(glm.llf)
     return RateModelResult(
         family=family,
