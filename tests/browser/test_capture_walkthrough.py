@@ -278,8 +278,8 @@ def _walk(walk: Walk, trial: Trial) -> None:
     coordinator.fill("#id_nasa_total", "7")
     assert _submit(coordinator, '[data-testid="save"]') == 400
     assert _error(coordinator, "reason") == (
-        "reason : un motif de modification est obligatoire pour modifier nasa_total "
-        "de TLS-001 NASA D0"
+        "Motif de modification : un motif de modification est obligatoire pour modifier "
+        "nasa_total de TLS-001 NASA D0"
     )
     walk.shot(coordinator, "change-without-reason-refused")
     assert trial.db()["records"]["D0/NASA"]["values"]["nasa_total"] == 4
@@ -362,7 +362,7 @@ def _walk(walk: Walk, trial: Trial) -> None:
     coordinator.fill('[data-testid="reason"]', "Nouvelle évaluation")
     assert _submit(coordinator, '[data-testid="save"]') == 400
     assert _error(coordinator, "record") == (
-        "record : TLS-001 NASA D0 est verrouillé ; un data manager doit d'abord le déverrouiller"
+        "Formulaire : TLS-001 NASA D0 est verrouillé ; un data manager doit d'abord le déverrouiller"
     )
     assert coordinator.locator("#id_nasa_total").input_value() == "7"  # the stored value
     walk.shot(coordinator, "edit-after-lock-refused")

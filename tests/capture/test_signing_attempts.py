@@ -71,3 +71,22 @@ def test_other_signers_are_not_blocked(subject, ines, request):
     with pytest.raises(signatures.SigningBlocked):
         signatures.sign(subject, by=ines, password=PERSONA_PASSWORD, visit_code="D0")
     assert signatures._recent_refusals(request.getfixturevalue("claire")) == []
+
+
+def test_the_block_is_worded_in_the_pages_language(subject, ines):
+    from django.utils import translation
+
+    from trialdesk.web.refusals import refusal
+
+    limit = settings.AXES_FAILURE_LIMIT
+    _wrong(subject, ines, limit)
+    with pytest.raises(signatures.SigningBlocked) as caught:
+        signatures.sign(subject, by=ines, password=PERSONA_PASSWORD, visit_code="D0")
+    with translation.override("fr"):
+        french = refusal(caught.value)
+    with translation.override("en"):
+        english = refusal(caught.value)
+    assert french.startswith(
+        f"Mot de passe : {limit} mots de passe erronés de suite : la signature est bloquée jusqu'à "
+    )
+    assert english.startswith(f"Password: {limit} wrong passwords in a row: signing is blocked")

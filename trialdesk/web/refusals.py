@@ -14,7 +14,7 @@ from typing import Any
 
 from django.utils import translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, pgettext_lazy
 
 from trialdesk.capture.records import CaptureError, HardCheckFailed
 from trialdesk.protocol.schema import Form
@@ -97,7 +97,23 @@ _WORDINGS: list[tuple[re.Pattern[str], str]] = [
         re.compile(r"(?P<record>.+) is in progress; complete it before signing"),
         gettext_noop("%(record)s is in progress; complete it before signing"),
     ),
+    (
+        re.compile(
+            r"(?P<count>\d+) wrong passwords in a row: signing is blocked until (?P<until>\S+)"
+        ),
+        gettext_noop("%(count)s wrong passwords in a row: signing is blocked until %(until)s"),
+    ),
 ]
+
+#: The fields of refusals that are not items of a form, by the name the services give them.
+_FIELDS: dict[str, Any] = {
+    "record": pgettext_lazy("refused field", "Record"),
+    "reason": pgettext_lazy("refused field", "Reason for change"),
+    "password": pgettext_lazy("refused field", "Password"),
+    "role": pgettext_lazy("refused field", "Role"),
+    "visit": pgettext_lazy("refused field", "Visit"),
+    "subject": pgettext_lazy("refused field", "Subject"),
+}
 
 
 def refusal(error: CaptureError, form: Form | None = None) -> str:
@@ -114,7 +130,10 @@ def refusal(error: CaptureError, form: Form | None = None) -> str:
             reason = _(wording) % match.groupdict()
             break
     label = _label(error.field, form, language)
-    named = f"{label} ({error.field})" if label else error.field
+    if label:
+        named = f"{label} ({error.field})"
+    else:
+        named = str(_FIELDS.get(error.field, error.field))
     return _("%(field)s: %(reason)s") % {"field": named, "reason": reason}
 
 
