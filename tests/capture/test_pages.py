@@ -190,8 +190,15 @@ def test_the_data_management_page_counts_queries_and_locks(client, subject, clai
     page = _page(client.get(url))
     assert 'data-testid="counts-TLS"' in page and 'data-testid="counts-NCK"' in page
     assert "NASA" in page
-    client.post(url, {"action": "lock_subject", "subject": subject.subject_id, "reason": "clean"})
-    assert locks.active_lock("subject", study=subject.study, subject=subject) is not None
+    locked = client.post(
+        url, {"action": "lock_subject", "subject": subject.subject_id, "reason": "clean"}, follow=True
+    )
+    assert f"Casebook of {subject.subject_id} locked." in _page(locked)
+    lock = locks.active_lock("subject", study=subject.study, subject=subject)
+    assert lock is not None
+    unlocked = client.post(url, {"action": "unlock", "lock": lock.pk, "reason": "query"}, follow=True)
+    assert f"Unlocked: subject lock #{lock.pk}." in _page(unlocked)
+    assert locks.active_lock("subject", study=subject.study, subject=subject) is None
     client.force_login(claire)
     assert client.post(url, {"action": "lock_study"}).status_code == 403
 

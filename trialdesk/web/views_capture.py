@@ -632,13 +632,18 @@ def _lock_action(request: HttpRequest, study: Study) -> None:
     subject_id = request.POST.get("subject", "")
     if action == "lock_study":
         locks.lock_study(study, by=request.user, reason=reason)
+        messages.success(request, _("Study %(study)s locked.") % {"study": study.code})
     elif action == "lock_subject":
         subject = _subject(request, study, subject_id)
         locks.lock_subject(subject, by=request.user, reason=reason)
+        messages.success(
+            request, _("Casebook of %(subject)s locked.") % {"subject": subject.subject_id}
+        )
     elif action == "unlock":
         lock = Lock.objects.filter(study=study, pk=request.POST.get("lock") or 0).first()
         if lock is None:
             raise Http404("lock not found")
         locks.unlock(lock, by=request.user, reason=reason)
+        messages.success(request, _("Unlocked: %(lock)s.") % {"lock": lock})
     else:
         raise records.CaptureError("action", f"{action!r} is not an action of this page")
