@@ -87,6 +87,21 @@ def test_an_abandoned_wait_gives_the_lock_back_when_it_comes(tmp_path):
     impatient.release()
 
 
+def test_a_probe_with_no_timeout_never_takes_the_lock_afterwards(tmp_path):
+    """Regression: acquire(0) used to leave a waiter thread that took the lock as soon as the
+    holder let go, so the next look found it held for a moment."""
+    path = tmp_path / "db-writelock"
+    holder = WriteLock(path)
+    holder.acquire(1)
+    before = threading.active_count()
+    for _ in range(20):
+        assert WriteLock(path).acquire(0) is False
+    assert threading.active_count() == before  # no waiter left behind
+    holder.release()
+    for _ in range(200):
+        assert _free(path)
+
+
 def test_holding_it_twice_is_an_error(tmp_path):
     lock = WriteLock(tmp_path / "db-writelock")
     lock.acquire(1)

@@ -49,6 +49,11 @@ class WriteLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if timeout <= 0:
+                # No waiter thread for a mere probe: one would take the lock later, when its
+                # holder lets go, and hold it for a moment while giving it back.
+                os.close(fd)
+                return False
             if not _wait(fd, timeout):
                 return False
         except BaseException:
