@@ -54,7 +54,6 @@ The washout convention of NS-DUPI ("within N weeks before inclusion" excludes wh
 from __future__ import annotations
 
 import ast
-import calendar
 import datetime as dt
 import difflib
 import math
@@ -67,6 +66,8 @@ from enum import StrEnum
 from typing import Any, Final
 
 from simpleeval import DEFAULT_OPERATORS, SimpleEval
+
+from trialdesk.lib.partial_dates import PartialDateError, parse_partial_date
 
 from .errors import ProtocolError
 
@@ -243,15 +244,11 @@ def _date_range(value: Any, function: str) -> tuple[dt.date, dt.date]:
     if value is NEVER or (isinstance(value, str) and value == "never"):
         return dt.date.min, dt.date.min
     if isinstance(value, str) and re.fullmatch(r"\d{4}(-\d{2})?", value):
-        year, _, month = value.partition("-")
         try:
-            if not month:
-                return dt.date(int(year), 1, 1), dt.date(int(year), 12, 31)
-            first = dt.date(int(year), int(month), 1)
-        except ValueError:
+            partial = parse_partial_date(value, function)
+        except PartialDateError:
             raise EvaluationError(f"{function}(): {value!r} is not a date") from None
-        days = calendar.monthrange(first.year, first.month)[1]
-        return first, first.replace(day=days)
+        return partial.earliest(), partial.latest()
     date = _as_date(value, function)
     return date, date  # type: ignore[return-value]
 
